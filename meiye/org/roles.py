@@ -1,0 +1,100 @@
+"""Positions (岗位) and what each may do.
+
+Permissions are named capabilities checked by selectors and services. A position is a fixed set of them;
+``ALL_STORES`` marks the HQ roles that see every store of the organisation.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Position(models.TextChoices):
+    STORE_MANAGER = "store_manager", _("店长 Store manager")
+    RECEPTIONIST = "receptionist", _("前台 Receptionist / cashier")
+    BEAUTICIAN = "beautician", _("美容师 Beautician")
+    SENIOR_BEAUTICIAN = "senior_beautician", _("高级美容师 Senior beautician")
+    CONSULTANT = "consultant", _("顾问 Consultant")
+    FINANCE = "finance", _("财务 Finance")
+    HQ_ADMIN = "hq_admin", _("总部管理员 HQ admin")
+
+
+class Perm:
+    MEMBER_VIEW = "member.view"
+    MEMBER_CREATE = "member.create"
+    MEMBER_EDIT = "member.edit"
+    MEMBER_REVEAL_PHONE = "member.reveal_phone"
+    MEMBER_REVEAL_ID = "member.reveal_id"
+    MEMBER_REVEAL_CONTACT = "member.reveal_contact"  # email and address
+    MEMBER_REVEAL_HEALTH = "member.reveal_health"  # sensitive custom fields (allergies, skin)
+    MEMBER_PHOTO = "member.photo"
+    MEMBER_CONSENT = "member.consent"
+    MEMBER_MERGE = "member.merge"
+    MEMBER_EXPORT = "member.export"
+    MEMBER_ERASE = "member.erase"
+    CUSTOM_FIELDS_MANAGE = "custom_fields.manage"
+    STAFF_VIEW = "staff.view"
+    STAFF_MANAGE = "staff.manage"
+    STORE_MANAGE = "store.manage"
+    AUDIT_VIEW = "audit.view"
+    MONEY_ADJUST = "money.adjust"
+    ALL_STORES = "org.all_stores"
+
+
+_FRONT = {
+    Perm.MEMBER_VIEW,
+    Perm.MEMBER_CREATE,
+    Perm.MEMBER_EDIT,
+    Perm.MEMBER_REVEAL_PHONE,
+    Perm.MEMBER_PHOTO,
+    Perm.MEMBER_CONSENT,
+}
+_CARE = {Perm.MEMBER_VIEW, Perm.MEMBER_REVEAL_HEALTH, Perm.MEMBER_PHOTO}
+
+POSITION_PERMS: dict[str, frozenset[str]] = {
+    Position.RECEPTIONIST: frozenset(_FRONT),
+    Position.CONSULTANT: frozenset(_FRONT | {Perm.MEMBER_REVEAL_CONTACT}),
+    Position.BEAUTICIAN: frozenset(_CARE),
+    Position.SENIOR_BEAUTICIAN: frozenset(_CARE | {Perm.MEMBER_EDIT}),
+    Position.STORE_MANAGER: frozenset(
+        _FRONT
+        | _CARE
+        | {
+            Perm.MEMBER_REVEAL_ID,
+            Perm.MEMBER_REVEAL_CONTACT,
+            Perm.MEMBER_MERGE,
+            Perm.MEMBER_EXPORT,
+            Perm.STAFF_VIEW,
+            Perm.AUDIT_VIEW,
+            Perm.MONEY_ADJUST,
+        }
+    ),
+    Position.FINANCE: frozenset({Perm.MEMBER_VIEW, Perm.AUDIT_VIEW, Perm.STAFF_VIEW, Perm.MONEY_ADJUST, Perm.ALL_STORES}),
+    Position.HQ_ADMIN: frozenset(
+        _FRONT
+        | _CARE
+        | {
+            Perm.MEMBER_REVEAL_ID,
+            Perm.MEMBER_REVEAL_CONTACT,
+            Perm.MEMBER_MERGE,
+            Perm.MEMBER_EXPORT,
+            Perm.MEMBER_ERASE,
+            Perm.CUSTOM_FIELDS_MANAGE,
+            Perm.STAFF_VIEW,
+            Perm.STAFF_MANAGE,
+            Perm.STORE_MANAGE,
+            Perm.AUDIT_VIEW,
+            Perm.MONEY_ADJUST,
+            Perm.ALL_STORES,
+        }
+    ),
+}
+
+# Roles that can read health data or adjust money must sign in with a second factor (OWASP ASVS L2),
+# when MEIYE_REQUIRE_2FA is on.
+TWO_FACTOR_PERMS = frozenset({Perm.MEMBER_REVEAL_HEALTH, Perm.MONEY_ADJUST})
+
+
+def perms_for(position: str) -> frozenset[str]:
+    return POSITION_PERMS.get(position, frozenset())

@@ -1,0 +1,44 @@
+"""Reads of stores and staff, always scoped to what the acting staff member may see."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from meiye.core.errors import not_found
+from meiye.org.context import Actor
+from meiye.org.models import Staff, Store
+from meiye.org.roles import Perm
+
+
+def stores_visible(actor: Actor) -> QuerySet[Store]:
+    """The stores this actor may see: all of the organisation for HQ roles, else their own."""
+    qs = Store.objects.filter(organisation=actor.organisation)
+    if actor.staff is None or actor.staff.sees_all_stores:
+        return qs
+    return qs.filter(staff=actor.staff)
+
+
+def visible_store_ids(actor: Actor) -> list[int]:
+    return list(stores_visible(actor).values_list("id", flat=True))
+
+
+def store_get(actor: Actor, store_id: int | str) -> Store:
+    try:
+        return stores_visible(actor).get(pk=int(store_id))
+    except (Store.DoesNotExist, ValueError, TypeError):
+        raise not_found("store.not_found", "门店", "Store") from None
+
+
+def staff_list(actor: Actor) -> QuerySet[Staff]:
+    actor.require(Perm.STAFF_VIEW)
+    qs = Staff.objects.filter(organisation=actor.organisation).prefetch_related("stores")
+    if actor.staff is not None and not actor.staff.sees_all_stores:
+        qs = qs.filter(stores__in=visible_store_ids(actor)).distinct()
+    return qs.order_by("id")
+
+
+def staff_get(actor: Actor, staff_id: int | str) -> Staff:
+    try:
+        return staff_list(actor).get(pk=int(staff_id))
+    except (Staff.DoesNotExist, ValueError, TypeError):
+        raise not_found("staff.not_found", "员工", "Staff member") from None
