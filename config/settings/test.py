@@ -7,10 +7,8 @@ from config.settings.base import BASE_DIR, DATABASES, HUEY
 
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdef0123456789"  # noqa: S105
 # Fixed test keys (32 bytes each, base64). Two field keys so rotation can be tested.
-MEIYE_FIELD_KEYS = (
-    "t2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=,t1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
-)
-MEIYE_BLIND_INDEX_KEY = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM="  # noqa: S105
+MEIYE_FIELD_KEYS = "t2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=,t1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+MEIYE_BLIND_INDEX_KEY = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM="
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 HUEY = {**HUEY, "immediate": True}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

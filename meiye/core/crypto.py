@@ -93,7 +93,7 @@ def encrypt_bytes(plaintext: bytes, *, purpose: str) -> str:
 
 
 def decrypt_bytes(token: str, *, purpose: str) -> bytes:
-    prefix, kid, body = _split(token)
+    _prefix, kid, body = _split(token)
     ring = keyring()
     if kid not in ring.keys:
         raise KeyConfigurationError(f"no key with id {kid!r} is configured (needed to read {purpose})")
@@ -126,6 +126,7 @@ def _split(token: str) -> tuple[str, str, str]:
 
 # --- Normalisation and blind index ------------------------------------------------------------------
 
+
 def normalise_phone(raw: str) -> str:
     """Digits only, without a +86/0086 country prefix: '+86 138-0013-5678' -> '13800135678'."""
     digits = re.sub(r"\D", "", raw or "")
@@ -147,6 +148,7 @@ def blind_index(value: str, *, kind: str) -> str:
 
 
 # --- Masking -----------------------------------------------------------------------------------------------
+
 
 def mask_phone(phone: str) -> str:
     """'13812345678' -> '138****5678'. Short or odd values keep at most their last 2 characters."""

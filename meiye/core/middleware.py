@@ -22,7 +22,8 @@ class SecurityHeadersMiddleware:
         if request.path.startswith("/api/docs"):
             # Swagger UI (served from our own static files) needs an inline bootstrap script.
             response.setdefault(
-                "Content-Security-Policy", settings.MEIYE_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+                "Content-Security-Policy",
+                settings.MEIYE_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'"),
             )
         else:
             response.setdefault("Content-Security-Policy", settings.MEIYE_CSP)

@@ -88,13 +88,13 @@ class Money:
 
     # --- presentation ----------------------------------------------------------------------------------
     def as_decimal_string(self) -> str:
-        """"1234.50" — the plain form used in APIs and forms."""
+        """ "1234.50" — the plain form used in APIs and forms."""
         sign = "-" if self.fen < 0 else ""
         yuan, fen = divmod(abs(self.fen), 100)
         return f"{sign}{yuan}.{fen:02d}"
 
     def format(self) -> str:
-        """"¥1,234.50" — the form shown to people."""
+        """ "¥1,234.50" — the form shown to people."""
         sign = "-" if self.fen < 0 else ""
         yuan, fen = divmod(abs(self.fen), 100)
         return f"{sign}¥{yuan:,}.{fen:02d}"
@@ -149,8 +149,8 @@ def money_from_api(value: Any, *, field: str) -> Money:
     if not isinstance(value, str):
         raise ValidationFailed(
             "money.invalid_amount",
-            zh=f"{field}：金额必须以字符串形式提供，如 \"12.30\"。",
-            en=f"{field}: amounts must be sent as strings in yuan, e.g. \"12.30\".",
+            zh=f'{field}：金额必须以字符串形式提供，如 "12.30"。',
+            en=f'{field}: amounts must be sent as strings in yuan, e.g. "12.30".',
             field=field,
         )
     return Money.parse(value, field=field)

@@ -62,7 +62,12 @@ class Member(models.Model):
     id_number_index = models.CharField(max_length=64, null=True, blank=True, editable=False)
     channel = models.CharField(_("来源渠道 Channel"), max_length=20, choices=Channel.choices, default=Channel.WALK_IN)
     referrer = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="referred", verbose_name=_("推荐人 Referrer")
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="referred",
+        verbose_name=_("推荐人 Referrer"),
     )
     home_store = models.ForeignKey(
         "org.Store", on_delete=models.PROTECT, related_name="members", verbose_name=_("归属门店 Home store")
@@ -141,7 +146,9 @@ class CustomField(models.Model):
     sensitive = models.BooleanField(_("敏感 Sensitive"), default=False)
     # Health: needs the member's active health-data consent to be filled in or shown.
     health = models.BooleanField(_("健康信息 Health data"), default=False)
-    retention = models.CharField(_("注销时 On erasure"), max_length=10, choices=Retention.choices, default=Retention.ERASE)
+    retention = models.CharField(
+        _("注销时 On erasure"), max_length=10, choices=Retention.choices, default=Retention.ERASE
+    )
     retention_reason = models.CharField(_("保留依据 Legal reason to keep"), max_length=200, blank=True)
     order = models.PositiveSmallIntegerField(default=0)
     is_active = models.BooleanField(default=True)

@@ -37,7 +37,10 @@ class SessionLimitsMiddleware:
             now = int(time.time())
             started = request.session.setdefault(SESSION_STARTED, now)
             seen = request.session.get(SESSION_SEEN, now)
-            if now - seen > settings.MEIYE_SESSION_IDLE_SECONDS or now - started > settings.MEIYE_SESSION_ABSOLUTE_SECONDS:
+            if (
+                now - seen > settings.MEIYE_SESSION_IDLE_SECONDS
+                or now - started > settings.MEIYE_SESSION_ABSOLUTE_SECONDS
+            ):
                 logout(request)
                 if not request.path.startswith("/api/"):
                     return HttpResponseRedirect(reverse(settings.LOGIN_URL) + "?expired=1")

@@ -50,7 +50,9 @@ class Staff(AbstractUser):
         Organisation, on_delete=models.PROTECT, related_name="staff", null=True, blank=True
     )
     display_name = models.CharField(_("姓名 Name"), max_length=50, blank=True)
-    position = models.CharField(_("岗位 Position"), max_length=32, choices=Position.choices, default=Position.RECEPTIONIST)
+    position = models.CharField(
+        _("岗位 Position"), max_length=32, choices=Position.choices, default=Position.RECEPTIONIST
+    )
     stores = models.ManyToManyField(Store, related_name="staff", blank=True, verbose_name=_("门店 Stores"))
     totp_secret = EncryptedTextField(purpose="org.Staff.totp_secret")
     totp_enabled = models.BooleanField(default=False)

@@ -70,7 +70,9 @@ POSITION_PERMS: dict[str, frozenset[str]] = {
             Perm.MONEY_ADJUST,
         }
     ),
-    Position.FINANCE: frozenset({Perm.MEMBER_VIEW, Perm.AUDIT_VIEW, Perm.STAFF_VIEW, Perm.MONEY_ADJUST, Perm.ALL_STORES}),
+    Position.FINANCE: frozenset(
+        {Perm.MEMBER_VIEW, Perm.AUDIT_VIEW, Perm.STAFF_VIEW, Perm.MONEY_ADJUST, Perm.ALL_STORES}
+    ),
     Position.HQ_ADMIN: frozenset(
         _FRONT
         | _CARE

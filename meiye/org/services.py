@@ -45,7 +45,10 @@ def store_create(
     with transaction.atomic():
         if Store.objects.filter(organisation=actor.organisation, code=code).exists():
             raise ValidationFailed(
-                "store.code_taken", zh=f"门店编码 {code} 已被使用。", en=f"Store code {code} is already used.", field="code"
+                "store.code_taken",
+                zh=f"门店编码 {code} 已被使用。",
+                en=f"Store code {code} is already used.",
+                field="code",
             )
         store = Store.objects.create(
             organisation=actor.organisation,
@@ -114,7 +117,9 @@ def staff_create(
         raise required("username", "登录名", "Username")
     for store in stores:
         if store.organisation_id != actor.organisation.pk:
-            raise ValidationFailed("staff.invalid_store", zh="门店不属于本品牌。", en="Store is not in this brand.", field="stores")
+            raise ValidationFailed(
+                "staff.invalid_store", zh="门店不属于本品牌。", en="Store is not in this brand.", field="stores"
+            )
     staff = Staff(
         username=username.strip(), display_name=display_name.strip(), position=position, organisation=actor.organisation
     )
@@ -139,7 +144,10 @@ def staff_create(
         staff.save()
         staff.stores.set(stores)
         audit_record(
-            actor=actor, action="staff.create", obj=staff, detail={"position": position, "stores": [s.pk for s in stores]}
+            actor=actor,
+            action="staff.create",
+            obj=staff,
+            detail={"position": position, "stores": [s.pk for s in stores]},
         )
     return staff
 
@@ -179,6 +187,7 @@ def staff_update(
 
 # --- Sign-in throttling ------------------------------------------------------------------------------------
 
+
 def login_is_throttled(*, username: str) -> bool:
     since = timezone.now() - settings.MEIYE_LOGIN_FAILURE_WINDOW
     recent = LoginFailure.objects.filter(username=username.lower(), at__gte=since).count()
@@ -194,6 +203,7 @@ def login_failures_clear(*, username: str) -> None:
 
 
 # --- Two-factor (TOTP) ------------------------------------------------------------------------------------------
+
 
 def totp_begin_setup(*, staff: Staff) -> str:
     """Generate a new secret (not yet active) and return its provisioning URI for an authenticator app."""
@@ -237,6 +247,7 @@ def totp_disable(*, actor: Actor, staff: Staff) -> None:
 
 # --- Approval PIN (store managers approve discounts etc.) ---------------------------------------------------
 
+
 def approval_pin_set(*, staff: Staff, pin: str) -> None:
     if not (pin.isdigit() and 4 <= len(pin) <= 8):
         raise ValidationFailed(
@@ -251,6 +262,7 @@ def approval_pin_check(*, staff: Staff, pin: str) -> bool:
 
 
 # --- API tokens ---------------------------------------------------------------------------------------------------
+
 
 def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()

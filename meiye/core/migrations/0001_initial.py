@@ -4,27 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='IdempotencyRecord',
+            name="IdempotencyRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('organisation_id', models.BigIntegerField()),
-                ('key', models.CharField(max_length=128)),
-                ('scope', models.CharField(help_text="what kind of operation, e.g. 'http:POST /api/v1/members/'", max_length=64)),
-                ('request_hash', models.CharField(max_length=64)),
-                ('status_code', models.PositiveSmallIntegerField(default=200)),
-                ('response', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("organisation_id", models.BigIntegerField()),
+                ("key", models.CharField(max_length=128)),
+                (
+                    "scope",
+                    models.CharField(
+                        help_text="what kind of operation, e.g. 'http:POST /api/v1/members/'", max_length=64
+                    ),
+                ),
+                ("request_hash", models.CharField(max_length=64)),
+                ("status_code", models.PositiveSmallIntegerField(default=200)),
+                ("response", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('organisation_id', 'key'), name='core_idem_unique_org_key')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("organisation_id", "key"), name="core_idem_unique_org_key")
+                ],
             },
         ),
     ]

@@ -6,124 +6,167 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('members', '0001_initial'),
-        ('org', '0001_initial'),
+        ("members", "0001_initial"),
+        ("org", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='consentrecord',
-            name='recorded_by',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="consentrecord",
+            name="recorded_by",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='customfield',
-            name='organisation',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org.organisation'),
+            model_name="customfield",
+            name="organisation",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="org.organisation"
+            ),
         ),
         migrations.AddField(
-            model_name='erasurerecord',
-            name='requested_by',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="erasurerecord",
+            name="requested_by",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='member',
-            name='created_by',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="member",
+            name="created_by",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='member',
-            name='home_store',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='members', to='org.store', verbose_name='归属门店 Home store'),
+            model_name="member",
+            name="home_store",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="members",
+                to="org.store",
+                verbose_name="归属门店 Home store",
+            ),
         ),
         migrations.AddField(
-            model_name='member',
-            name='merged_into',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='merged_from', to='members.member'),
+            model_name="member",
+            name="merged_into",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="merged_from",
+                to="members.member",
+            ),
         ),
         migrations.AddField(
-            model_name='member',
-            name='organisation',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org.organisation'),
+            model_name="member",
+            name="organisation",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="org.organisation"
+            ),
         ),
         migrations.AddField(
-            model_name='member',
-            name='referrer',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='referred', to='members.member', verbose_name='推荐人 Referrer'),
+            model_name="member",
+            name="referrer",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="referred",
+                to="members.member",
+                verbose_name="推荐人 Referrer",
+            ),
         ),
         migrations.AddField(
-            model_name='erasurerecord',
-            name='member',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='erasure', to='members.member'),
+            model_name="erasurerecord",
+            name="member",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.PROTECT, related_name="erasure", to="members.member"
+            ),
         ),
         migrations.AddField(
-            model_name='consentrecord',
-            name='member',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='consents', to='members.member'),
+            model_name="consentrecord",
+            name="member",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="consents", to="members.member"
+            ),
         ),
         migrations.AddField(
-            model_name='memberphoto',
-            name='member',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='photo', to='members.member'),
+            model_name="memberphoto",
+            name="member",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE, related_name="photo", to="members.member"
+            ),
         ),
         migrations.AddField(
-            model_name='membersequence',
-            name='organisation',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org.organisation'),
+            model_name="membersequence",
+            name="organisation",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="org.organisation"
+            ),
         ),
         migrations.AddField(
-            model_name='tag',
-            name='organisation',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org.organisation'),
+            model_name="tag",
+            name="organisation",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="org.organisation"
+            ),
         ),
         migrations.AddField(
-            model_name='member',
-            name='tags',
-            field=models.ManyToManyField(blank=True, related_name='members', to='members.tag', verbose_name='标签 Tags'),
+            model_name="member",
+            name="tags",
+            field=models.ManyToManyField(
+                blank=True, related_name="members", to="members.tag", verbose_name="标签 Tags"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customfield',
-            constraint=models.UniqueConstraint(fields=('organisation', 'key'), name='members_customfield_unique_key'),
+            model_name="customfield",
+            constraint=models.UniqueConstraint(fields=("organisation", "key"), name="members_customfield_unique_key"),
         ),
         migrations.AddIndex(
-            model_name='consentrecord',
-            index=models.Index(fields=['member', 'purpose', '-at'], name='members_consent_latest_idx'),
+            model_name="consentrecord",
+            index=models.Index(fields=["member", "purpose", "-at"], name="members_consent_latest_idx"),
         ),
         migrations.AddConstraint(
-            model_name='tag',
-            constraint=models.UniqueConstraint(fields=('organisation', 'name'), name='members_tag_unique_name'),
+            model_name="tag",
+            constraint=models.UniqueConstraint(fields=("organisation", "name"), name="members_tag_unique_name"),
         ),
         migrations.AddIndex(
-            model_name='member',
-            index=models.Index(fields=['organisation', 'phone_index'], name='members_phone_idx'),
+            model_name="member",
+            index=models.Index(fields=["organisation", "phone_index"], name="members_phone_idx"),
         ),
         migrations.AddIndex(
-            model_name='member',
-            index=models.Index(fields=['organisation', 'id_number_index'], name='members_idno_idx'),
+            model_name="member",
+            index=models.Index(fields=["organisation", "id_number_index"], name="members_idno_idx"),
         ),
         migrations.AddIndex(
-            model_name='member',
-            index=models.Index(fields=['organisation', 'name'], name='members_name_idx'),
+            model_name="member",
+            index=models.Index(fields=["organisation", "name"], name="members_name_idx"),
         ),
         migrations.AddIndex(
-            model_name='member',
-            index=models.Index(fields=['home_store', 'status'], name='members_store_status_idx'),
+            model_name="member",
+            index=models.Index(fields=["home_store", "status"], name="members_store_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='member',
-            index=models.Index(fields=['organisation', 'birthday'], name='members_birthday_idx'),
+            model_name="member",
+            index=models.Index(fields=["organisation", "birthday"], name="members_birthday_idx"),
         ),
         migrations.AddConstraint(
-            model_name='member',
-            constraint=models.UniqueConstraint(fields=('organisation', 'member_no'), name='members_unique_member_no'),
+            model_name="member",
+            constraint=models.UniqueConstraint(fields=("organisation", "member_no"), name="members_unique_member_no"),
         ),
         migrations.AddConstraint(
-            model_name='member',
-            constraint=models.UniqueConstraint(condition=models.Q(('phone_index__isnull', False)), fields=('organisation', 'phone_index'), name='members_unique_phone'),
+            model_name="member",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("phone_index__isnull", False)),
+                fields=("organisation", "phone_index"),
+                name="members_unique_phone",
+            ),
         ),
     ]

@@ -3,108 +3,199 @@
 import django.contrib.auth.validators
 import django.db.models.deletion
 import django.utils.timezone
-import meiye.core.fields
-import meiye.org.models
 from django.conf import settings
 from django.db import migrations, models
 
+import meiye.core.fields
+import meiye.org.models
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LoginFailure',
+            name="LoginFailure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('username', models.CharField(db_index=True, max_length=150)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("username", models.CharField(db_index=True, max_length=150)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("at", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Organisation',
+            name="Organisation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, verbose_name='名称 Name')),
-                ('code', models.SlugField(max_length=32, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, verbose_name="名称 Name")),
+                ("code", models.SlugField(max_length=32, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Staff',
+            name="Staff",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('username', models.CharField(error_messages={'unique': 'A user with that username already exists.'}, help_text='Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.', max_length=150, unique=True, validators=[django.contrib.auth.validators.UnicodeUsernameValidator()], verbose_name='username')),
-                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
-                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email address')),
-                ('is_staff', models.BooleanField(default=False, help_text='Designates whether the user can log into this admin site.', verbose_name='staff status')),
-                ('is_active', models.BooleanField(default=True, help_text='Designates whether this user should be treated as active. Unselect this instead of deleting accounts.', verbose_name='active')),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now, verbose_name='date joined')),
-                ('display_name', models.CharField(blank=True, max_length=50, verbose_name='姓名 Name')),
-                ('position', models.CharField(choices=[('store_manager', '店长 Store manager'), ('receptionist', '前台 Receptionist / cashier'), ('beautician', '美容师 Beautician'), ('senior_beautician', '高级美容师 Senior beautician'), ('consultant', '顾问 Consultant'), ('finance', '财务 Finance'), ('hq_admin', '总部管理员 HQ admin')], default='receptionist', max_length=32, verbose_name='岗位 Position')),
-                ('totp_secret', meiye.core.fields.EncryptedTextField(blank=True, null=True, purpose='org.Staff.totp_secret')),
-                ('totp_enabled', models.BooleanField(default=False)),
-                ('totp_last_counter', models.BigIntegerField(default=0)),
-                ('approval_pin', models.CharField(blank=True, max_length=128)),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
-                ('organisation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='staff', to='org.organisation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                ("last_login", models.DateTimeField(blank=True, null=True, verbose_name="last login")),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                (
+                    "username",
+                    models.CharField(
+                        error_messages={"unique": "A user with that username already exists."},
+                        help_text="Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.",
+                        max_length=150,
+                        unique=True,
+                        validators=[django.contrib.auth.validators.UnicodeUsernameValidator()],
+                        verbose_name="username",
+                    ),
+                ),
+                ("first_name", models.CharField(blank=True, max_length=150, verbose_name="first name")),
+                ("last_name", models.CharField(blank=True, max_length=150, verbose_name="last name")),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="email address")),
+                (
+                    "is_staff",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates whether the user can log into this admin site.",
+                        verbose_name="staff status",
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Designates whether this user should be treated as active. Unselect this instead of deleting accounts.",
+                        verbose_name="active",
+                    ),
+                ),
+                ("date_joined", models.DateTimeField(default=django.utils.timezone.now, verbose_name="date joined")),
+                ("display_name", models.CharField(blank=True, max_length=50, verbose_name="姓名 Name")),
+                (
+                    "position",
+                    models.CharField(
+                        choices=[
+                            ("store_manager", "店长 Store manager"),
+                            ("receptionist", "前台 Receptionist / cashier"),
+                            ("beautician", "美容师 Beautician"),
+                            ("senior_beautician", "高级美容师 Senior beautician"),
+                            ("consultant", "顾问 Consultant"),
+                            ("finance", "财务 Finance"),
+                            ("hq_admin", "总部管理员 HQ admin"),
+                        ],
+                        default="receptionist",
+                        max_length=32,
+                        verbose_name="岗位 Position",
+                    ),
+                ),
+                (
+                    "totp_secret",
+                    meiye.core.fields.EncryptedTextField(blank=True, null=True, purpose="org.Staff.totp_secret"),
+                ),
+                ("totp_enabled", models.BooleanField(default=False)),
+                ("totp_last_counter", models.BigIntegerField(default=0)),
+                ("approval_pin", models.CharField(blank=True, max_length=128)),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="staff",
+                        to="org.organisation",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
             managers=[
-                ('objects', meiye.org.models.StaffManager()),
+                ("objects", meiye.org.models.StaffManager()),
             ],
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('prefix', models.CharField(max_length=12, unique=True)),
-                ('secret_hash', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('staff', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("prefix", models.CharField(max_length=12, unique=True)),
+                ("secret_hash", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "staff",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Store',
+            name="Store",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=32, verbose_name='门店编码 Code')),
-                ('name', models.CharField(max_length=100, verbose_name='门店名称 Name')),
-                ('address', models.CharField(blank=True, max_length=200, verbose_name='地址 Address')),
-                ('phone', models.CharField(blank=True, max_length=32, verbose_name='电话 Phone')),
-                ('time_zone', models.CharField(default='Asia/Shanghai', max_length=64, verbose_name='时区 Time zone')),
-                ('opening_hours', models.JSONField(blank=True, default=dict, verbose_name='营业时间 Opening hours')),
-                ('is_active', models.BooleanField(default=True, verbose_name='启用 Active')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='stores', to='org.organisation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.SlugField(max_length=32, verbose_name="门店编码 Code")),
+                ("name", models.CharField(max_length=100, verbose_name="门店名称 Name")),
+                ("address", models.CharField(blank=True, max_length=200, verbose_name="地址 Address")),
+                ("phone", models.CharField(blank=True, max_length=32, verbose_name="电话 Phone")),
+                ("time_zone", models.CharField(default="Asia/Shanghai", max_length=64, verbose_name="时区 Time zone")),
+                ("opening_hours", models.JSONField(blank=True, default=dict, verbose_name="营业时间 Opening hours")),
+                ("is_active", models.BooleanField(default=True, verbose_name="启用 Active")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="stores", to="org.organisation"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.AddField(
-            model_name='staff',
-            name='stores',
-            field=models.ManyToManyField(blank=True, related_name='staff', to='org.store', verbose_name='门店 Stores'),
+            model_name="staff",
+            name="stores",
+            field=models.ManyToManyField(blank=True, related_name="staff", to="org.store", verbose_name="门店 Stores"),
         ),
         migrations.AddConstraint(
-            model_name='store',
-            constraint=models.UniqueConstraint(fields=('organisation', 'code'), name='org_store_unique_code'),
+            model_name="store",
+            constraint=models.UniqueConstraint(fields=("organisation", "code"), name="org_store_unique_code"),
         ),
     ]
