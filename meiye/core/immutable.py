@@ -53,7 +53,7 @@ def append_only(*tables: str) -> Callable[[Any, Any], None]:
     def forwards(apps: Any, schema_editor: Any) -> None:
         for table in tables:
             for sql in _statements(schema_editor.connection.vendor, table):
-                schema_editor.execute(sql)
+                schema_editor.execute(sql, params=None)
 
     return forwards
 
@@ -62,6 +62,6 @@ def drop_append_only(*tables: str) -> Callable[[Any, Any], None]:
     def backwards(apps: Any, schema_editor: Any) -> None:
         for table in tables:
             for sql in _drop(schema_editor.connection.vendor, table):
-                schema_editor.execute(sql)
+                schema_editor.execute(sql, params=None)
 
     return backwards

@@ -233,6 +233,7 @@ def member_create(
         with transaction.atomic():
             member.member_no = _next_member_no(actor)
             member.save()
+            audit_record(actor=actor, action="member.create", obj=member)
             for purpose, granted in consents or []:
                 _consent_write(actor, member, purpose, granted, consent_version, consent_channel)
             if (
@@ -243,7 +244,6 @@ def member_create(
                 member.save(update_fields=["custom", "custom_sensitive"])
             if data.tags:
                 _set_tags(actor, member, data.tags)
-            audit_record(actor=actor, action="member.create", obj=member)
     except IntegrityError:
         existing = Member.objects.filter(organisation=actor.organisation, phone_index=member.phone_index).first()
         raise _duplicate_phone_error(existing) from None
