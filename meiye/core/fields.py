@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
 from meiye.core import crypto
 
+if TYPE_CHECKING:
+    _TextBase = models.TextField[str | None, str | None]
+    _BytesBase = models.TextField[bytes | None, bytes | None]
+else:
+    _TextBase = _BytesBase = models.TextField
 
-class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
+
+class EncryptedTextField(_TextBase):
     """A text value stored as AES-256-GCM ciphertext; empty stays empty (NULL)."""
 
     description = "Encrypted text"
@@ -40,7 +46,7 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
         return crypto.encrypt_text(str(value), purpose=self._purpose())
 
 
-class EncryptedBinaryField(models.TextField):  # type: ignore[type-arg]
+class EncryptedBinaryField(_BytesBase):
     """Bytes (a photo) stored as ciphertext text."""
 
     description = "Encrypted bytes"

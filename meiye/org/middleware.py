@@ -73,9 +73,10 @@ class TwoFactorMiddleware:
 def _current_store(request: HttpRequest) -> Store | None:
     cached: Any = getattr(request, "_meiye_store", False)
     if cached is not False:
-        return cached  # type: ignore[no-any-return]
-    request._meiye_store = _find_store(request)  # type: ignore[attr-defined]
-    return request._meiye_store  # type: ignore[attr-defined,no-any-return]
+        return cached
+    store = _find_store(request)
+    request._meiye_store = store  # type: ignore[attr-defined]
+    return store
 
 
 def current_store(request: HttpRequest) -> Store | None:

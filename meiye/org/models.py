@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser, UserManager
+from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -39,10 +39,6 @@ class Store(models.Model):
         return self.name
 
 
-class StaffManager(UserManager["Staff"]):
-    pass
-
-
 class Staff(AbstractUser):
     """A staff account. ``position`` decides permissions; ``stores`` decides what is visible."""
 
@@ -59,8 +55,6 @@ class Staff(AbstractUser):
     totp_last_counter = models.BigIntegerField(default=0)
     # A store manager's approval PIN for discounts and other approvals (hashed like a password).
     approval_pin = models.CharField(max_length=128, blank=True)
-
-    objects = StaffManager()
 
     class Meta:
         ordering = ["id"]

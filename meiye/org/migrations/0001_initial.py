@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 import meiye.core.fields
-import meiye.org.models
+import django.contrib.auth.models
 
 
 class Migration(migrations.Migration):
@@ -143,7 +143,7 @@ class Migration(migrations.Migration):
                 "ordering": ["id"],
             },
             managers=[
-                ("objects", meiye.org.models.StaffManager()),
+                ("objects", django.contrib.auth.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
