@@ -39,6 +39,8 @@ class Perm:
     STORE_MANAGE = "store.manage"
     AUDIT_VIEW = "audit.view"
     MONEY_ADJUST = "money.adjust"
+    CATALOG_MANAGE = "catalog.manage"  # the brand's categories, services and products (HQ)
+    STORE_PRICE_SET = "catalog.store_price"  # a store's own prices
     ALL_STORES = "org.all_stores"
 
 
@@ -68,6 +70,7 @@ POSITION_PERMS: dict[str, frozenset[str]] = {
             Perm.STAFF_VIEW,
             Perm.AUDIT_VIEW,
             Perm.MONEY_ADJUST,
+            Perm.STORE_PRICE_SET,
         }
     ),
     Position.FINANCE: frozenset(
@@ -86,6 +89,8 @@ POSITION_PERMS: dict[str, frozenset[str]] = {
             Perm.STAFF_VIEW,
             Perm.STAFF_MANAGE,
             Perm.STORE_MANAGE,
+            Perm.CATALOG_MANAGE,
+            Perm.STORE_PRICE_SET,
             Perm.AUDIT_VIEW,
             Perm.MONEY_ADJUST,
             Perm.ALL_STORES,
