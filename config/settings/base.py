@@ -47,7 +47,9 @@ INSTALLED_APPS = [
     "meiye.core",
     "meiye.org",
     "meiye.audit",
+    "meiye.ledger",
     "meiye.members",
+    "meiye.catalog",
     "meiye.frontdesk",
     "meiye.api",
 ]
