@@ -41,10 +41,15 @@ class Perm:
     MONEY_ADJUST = "money.adjust"
     CATALOG_MANAGE = "catalog.manage"  # the brand's categories, services and products (HQ)
     STORE_PRICE_SET = "catalog.store_price"  # a store's own prices
+    CHECKOUT = "sales.checkout"  # open bills, take payment, recharge stored value
+    REFUND = "sales.refund"  # refund a completed bill
+    APPROVE_DISCOUNT = "sales.approve_discount"  # approve a price below the cashier's own threshold
+    DAILY_CLOSE = "sales.daily_close"
     ALL_STORES = "org.all_stores"
 
 
 _FRONT = {
+    Perm.CHECKOUT,
     Perm.MEMBER_VIEW,
     Perm.MEMBER_CREATE,
     Perm.MEMBER_EDIT,
@@ -71,10 +76,20 @@ POSITION_PERMS: dict[str, frozenset[str]] = {
             Perm.AUDIT_VIEW,
             Perm.MONEY_ADJUST,
             Perm.STORE_PRICE_SET,
+            Perm.REFUND,
+            Perm.APPROVE_DISCOUNT,
+            Perm.DAILY_CLOSE,
         }
     ),
     Position.FINANCE: frozenset(
-        {Perm.MEMBER_VIEW, Perm.AUDIT_VIEW, Perm.STAFF_VIEW, Perm.MONEY_ADJUST, Perm.ALL_STORES}
+        {
+            Perm.MEMBER_VIEW,
+            Perm.AUDIT_VIEW,
+            Perm.STAFF_VIEW,
+            Perm.MONEY_ADJUST,
+            Perm.DAILY_CLOSE,
+            Perm.ALL_STORES,
+        }
     ),
     Position.HQ_ADMIN: frozenset(
         _FRONT
@@ -93,6 +108,9 @@ POSITION_PERMS: dict[str, frozenset[str]] = {
             Perm.STORE_PRICE_SET,
             Perm.AUDIT_VIEW,
             Perm.MONEY_ADJUST,
+            Perm.REFUND,
+            Perm.APPROVE_DISCOUNT,
+            Perm.DAILY_CLOSE,
             Perm.ALL_STORES,
         }
     ),
