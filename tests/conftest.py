@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -88,3 +88,30 @@ def make_member(actor_for: Callable[..., Actor], hq_admin: Staff) -> Callable[..
         return member_create(actor=actor or actor_for(hq_admin, store), data=data)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _ledger_consistent_after_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that touched the database: on PostgreSQL run the deferred ledger checks as COMMIT
+    would, and if the test moved money, recompute every balance from its entries (``ledger_verify``)."""
+    uses_db = request.node.get_closest_marker("django_db") is not None or bool(
+        {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    )
+    if not uses_db or request.node.get_closest_marker("ledger_drift") is not None:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
+    yield
+    from django.db import connection
+
+    from meiye.ledger.models import Journal
+    from meiye.ledger.verification import verify_ledger
+
+    if connection.in_atomic_block and connection.needs_rollback:
+        return
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    if Journal.objects.exists():
+        assert verify_ledger() == [], "ledger_verify found drift after this test"

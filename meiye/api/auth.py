@@ -2,14 +2,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from meiye.org.services import api_token_authenticate
 
 
+class InvalidToken(exceptions.AuthenticationFailed):
+    """401 ``auth.invalid_token``: unknown, malformed or revoked token, or an inactive staff member."""
+
+    default_detail = _("Invalid or revoked API token.")
+    default_code = "invalid_token"
+
+
 class StaffTokenAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Bearer my_<prefix>_<secret>`` — a per-staff API token."""
+    """``Authorization: Bearer my_<prefix>_<secret>`` — a per-staff API token (``manage.py create_api_token``)."""
 
     keyword = "Bearer"
 
@@ -17,12 +25,14 @@ class StaffTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
-        scheme, _, raw = header.partition(" ")
-        if scheme.lower() not in {"bearer", "token"} or not raw.strip():
+        scheme, _sep, raw = header.partition(" ")
+        if scheme.lower() not in {"bearer", "token"}:
             return None
+        if not raw.strip():
+            raise InvalidToken()
         staff = api_token_authenticate(raw.strip())
         if staff is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API token / API 令牌无效或已撤销")
+            raise InvalidToken()
         return staff, None
 
     def authenticate_header(self, request: Request) -> str:

@@ -136,12 +136,13 @@ def journal_reverse(
     the balance CHECK constraint would refuse it anyway, and the calling app must decide what the
     correction is (e.g. reverse the spending first, or post a different adjustment).
 
-    The default code is the original's with ".reversal" appended; reference and store are copied.
+    The default code is the original's with ".reversal" appended (a reversal of a reversal gets the
+    original code back, so codes never grow); reference and store are copied.
     """
     legs = [Leg(entry.account, -entry.amount) for entry in journal.entries.select_related("account").order_by("pk")]
     return _post(
         organisation_id=journal.organisation_id,
-        code=code if code is not None else f"{journal.code}.reversal",
+        code=code if code is not None else _reversal_code(journal.code),
         legs=legs,
         reference_type=journal.reference_type,
         reference_id=journal.reference_id,
@@ -154,6 +155,12 @@ def journal_reverse(
 
 
 # --- internals -------------------------------------------------------------------------------------------
+
+
+def _reversal_code(code: str) -> str:
+    if code.endswith(".reversal"):
+        return code.removesuffix(".reversal")
+    return f"{code}.reversal"[:CODE_MAX_LENGTH]
 
 
 def _post(

@@ -7,6 +7,7 @@ Later apps extend merge, export and erasure through the hook lists at the bottom
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from django.db import IntegrityError, transaction
 from meiye.audit.models import AuditLog
 from meiye.audit.services import audit_record
 from meiye.core.crypto import blind_index
-from meiye.core.errors import Conflict, ValidationFailed, forbidden
+from meiye.core.errors import Conflict, PermissionDenied, ValidationFailed, forbidden
 from meiye.members import validation as v
 from meiye.members.models import (
     Channel,
@@ -200,14 +201,18 @@ def _set_tags(actor: Actor, member: Member, names: list[str]) -> None:
     member.tags.set(tags)
 
 
-def _duplicate_phone_error(existing: Member | None) -> Conflict:
-    number = existing.member_no if existing else ""
+def _duplicate_phone_error(actor: Actor, existing: Member | None) -> Conflict:
+    """The phone is taken. The existing member's number is named only if the actor may see her."""
+    from meiye.members.selectors import members_visible
+
+    visible = existing is not None and members_visible(actor).filter(pk=existing.pk).exists()
+    number = existing.member_no if existing is not None and visible else ""
     return Conflict(
         "member.duplicate_phone",
         zh=f"手机号：该号码已登记为会员 {number}，请勿重复建档（可合并会员）。",
         en=f"phone: this number already belongs to member {number}; do not register her twice (merge instead).",
         field="phone",
-        extra={"member_no": number},
+        extra={"member_no": number} if number else {},
     )
 
 
@@ -224,11 +229,10 @@ def member_create(
     actor.require(Perm.MEMBER_CREATE)
     member = Member(organisation=actor.organisation, created_by=actor.staff)
     custom = data.custom
-    data.custom = None
-    _apply(actor, member, data, creating=True)
+    _apply(actor, member, dataclasses.replace(data, custom=None), creating=True)
     existing = Member.objects.filter(organisation=actor.organisation, phone_index=member.phone_index).first()
     if existing is not None:
-        raise _duplicate_phone_error(existing)
+        raise _duplicate_phone_error(actor, existing)
     try:
         with transaction.atomic():
             member.member_no = _next_member_no(actor)
@@ -246,7 +250,7 @@ def member_create(
                 _set_tags(actor, member, data.tags)
     except IntegrityError:
         existing = Member.objects.filter(organisation=actor.organisation, phone_index=member.phone_index).first()
-        raise _duplicate_phone_error(existing) from None
+        raise _duplicate_phone_error(actor, existing) from None
     return member
 
 
@@ -266,7 +270,7 @@ def member_update(*, actor: Actor, member: Member, data: MemberInput) -> Member:
                     .first()
                 )
                 if other is not None:
-                    raise _duplicate_phone_error(other)
+                    raise _duplicate_phone_error(actor, other)
             locked.save()
             if data.tags is not None:
                 _set_tags(actor, locked, data.tags)
@@ -274,7 +278,7 @@ def member_update(*, actor: Actor, member: Member, data: MemberInput) -> Member:
             # Field names only: the audit log never holds the personal data itself.
             audit_record(actor=actor, action="member.update", obj=locked, detail={"fields": changed})
     except IntegrityError:
-        raise _duplicate_phone_error(None) from None
+        raise _duplicate_phone_error(actor, None) from None
     return locked
 
 
@@ -292,7 +296,7 @@ def member_reveal(*, actor: Actor, member: Member, field: str) -> str:
     """Return the full value of a masked field and write an audit row (who, what, when)."""
     member = member_get(actor, member.pk)
     if member.restricted:
-        raise forbidden("member.restricted")
+        raise _restricted_error()
     if field.startswith("custom."):
         key = field.removeprefix("custom.")
         cf = CustomField.objects.filter(organisation=actor.organisation, key=key).first()
@@ -324,6 +328,14 @@ def member_reveal(*, actor: Actor, member: Member, field: str) -> str:
     with transaction.atomic():
         audit_record(actor=actor, action="member.reveal", obj=member, detail={"field": field})
     return value
+
+
+def _restricted_error() -> PermissionDenied:
+    return PermissionDenied(
+        "member.restricted",
+        zh="该会员已申请注销，其依法保留的信息已限制访问，只能通过审计导出查看。",
+        en="This member was erased; what the law keeps is restricted and readable only through an audited export.",
+    )
 
 
 # --- Consent -----------------------------------------------------------------------------------------------------
@@ -547,8 +559,8 @@ RETENTION_HOOKS: list[Callable[[Member], list[dict[str, str]]]] = []
 
 def member_export(*, actor: Actor, member: Member) -> dict[str, Any]:
     """Everything Meiye holds about the member, as JSON-ready data. Audited."""
-    actor.require(Perm.MEMBER_EXPORT)
     member = member_get(actor, member.pk)
+    actor.require(Perm.MEMBER_EXPORT)
     photo = MemberPhoto.objects.filter(member=member).first()
     data: dict[str, Any] = {
         "format": "meiye.member_export.v1",
@@ -612,12 +624,12 @@ def member_export(*, actor: Actor, member: Member) -> dict[str, Any]:
 
 def member_erase(*, actor: Actor, member: Member, reason: str) -> ErasureRecord:
     """Anonymise the profile; keep, restricted, what the law requires (with why); never touch amounts."""
+    member = member_get(actor, member.pk)
     actor.require(Perm.MEMBER_ERASE)
     if not reason.strip():
         raise ValidationFailed(
             "member.erase_reason_required", zh="注销原因：必填。", en="reason: required.", field="reason"
         )
-    member = member_get(actor, member.pk)
     if member.status == MemberStatus.ERASED:
         raise ValidationFailed("member.erased", zh="该会员已注销。", en="This member was already erased.")
     with transaction.atomic():

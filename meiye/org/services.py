@@ -287,7 +287,9 @@ def api_token_authenticate(raw: str) -> Staff | None:
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != "my":
         return None
-    token = ApiToken.objects.select_related("staff").filter(prefix=parts[1], revoked_at__isnull=True).first()
+    token = (
+        ApiToken.objects.select_related("staff__organisation").filter(prefix=parts[1], revoked_at__isnull=True).first()
+    )
     if token is None or not secrets.compare_digest(token.secret_hash, _hash_secret(parts[2])):
         return None
     if not token.staff.is_active:

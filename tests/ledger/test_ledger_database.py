@@ -92,6 +92,7 @@ def test_a_raw_update_to_a_negative_balance_fails_the_check_constraint(make_acco
     assert balance_of(wallet) == 100
 
 
+@pytest.mark.ledger_drift
 def test_a_raw_negative_balance_is_accepted_where_the_account_may_go_negative(make_account):
     # given
     revenue = make_account(owner_type="store", kind="revenue", may_go_negative=True)
@@ -131,6 +132,7 @@ def test_a_raw_entry_whose_asset_differs_from_its_account_is_refused(recharge):
     assert ledger_state() == before
 
 
+@pytest.mark.ledger_drift
 @postgresql_only
 def test_postgresql_refuses_an_unbalanced_journal_at_commit(recharge):
     # given
@@ -150,6 +152,7 @@ def test_postgresql_refuses_an_unbalanced_journal_at_commit(recharge):
     assert ledger_state() == before
 
 
+@pytest.mark.ledger_drift
 @sqlite_only
 def test_sqlite_accepts_an_unbalanced_raw_entry_but_ledger_verify_reports_it(recharge):
     """SQLite has no deferred triggers: the service and ledger_verify are the guard there."""

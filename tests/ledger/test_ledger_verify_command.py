@@ -32,6 +32,7 @@ def test_ledger_verify_passes_on_a_clean_ledger(make_account, tender, fund):
     assert "no problems found" in out.getvalue()
 
 
+@pytest.mark.ledger_drift
 def test_ledger_verify_exits_non_zero_and_reports_an_injected_balance_drift(make_account, fund):
     # given: a balance edited behind the ledger's back (ledger_balance is not append-only)
     wallet = make_account()
@@ -50,6 +51,7 @@ def test_ledger_verify_exits_non_zero_and_reports_an_injected_balance_drift(make
     assert f"account {wallet.pk}: balance 1007 but entries sum to 1000 (drift +7)" in out.getvalue()
 
 
+@pytest.mark.ledger_drift
 def test_ledger_verify_reports_a_reversal_that_does_not_mirror_its_original(make_account, tender, fund):
     # given: a balanced "reversal" of the wrong amount written by raw SQL, balances kept in step
     wallet = make_account()

@@ -51,7 +51,8 @@ def test_S28_phone_and_id_not_in_plaintext_in_database(lin):
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(FULL)")
         connection.close()
-        raw = open(connection.settings_dict["NAME"], "rb").read()
+        with open(connection.settings_dict["NAME"], "rb") as handle:
+            raw = handle.read()
         assert PHONE.encode() not in raw
         assert valid_id().encode() not in raw
         assert ALLERGY.encode("utf-8") not in raw

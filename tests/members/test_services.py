@@ -78,8 +78,19 @@ def test_duplicate_phone_is_refused_even_from_another_store(make_member, recepti
             data=MemberInput(name="另一个人", phone="138 1111 2222", home_store_id=store2.pk),
         )
     assert exc.value.code == "member.duplicate_phone"
-    assert exc.value.extra == {"member_no": existing.member_no}
+    # Her member number is not disclosed to a store that cannot see her.
+    assert exc.value.extra == {}
     assert Member.objects.count() == 1
+
+
+def test_duplicate_phone_names_the_existing_member_when_visible(make_member, receptionist, actor_for, store1):
+    existing = make_member(store1, phone="13811112222")
+    with pytest.raises(Conflict) as exc:
+        member_create(
+            actor=actor_for(receptionist, store1),
+            data=MemberInput(name="重复", phone="13811112222", home_store_id=store1.pk),
+        )
+    assert exc.value.extra == {"member_no": existing.member_no}
 
 
 def test_receptionist_of_store1_cannot_read_or_change_store2_member(make_member, receptionist, actor_for, store1, store2):

@@ -1,0 +1,195 @@
+"""HTTP idempotency for API writes: the ``Idempotency-Key`` header.
+
+Decorate every write handler (POST/PATCH/PUT/DELETE) of an API view with ``@idempotent`` — or, where
+storing the answer would be wrong, with ``@idempotency_exempt(reason)``; a test checks that none is
+left undecorated. With a key present:
+
+- the first request runs inside ``transaction.atomic()``; a 2xx answer is stored (status and JSON body)
+  in ``core.IdempotencyRecord`` in that same transaction, so a failed write stores nothing and the
+  client may retry with the same key;
+- a repeat with the same key and the same request (canonical hash of method, path, body, staff member
+  and ``X-Store-Id``) gets the stored status and body back (header ``Idempotent-Replayed: true``) and
+  writes nothing;
+- the same key with a different request answers 409 ``idempotency.key_reused`` and writes nothing.
+
+Keys are unique per organisation (the staff member's). Two concurrent first attempts with one key: one
+commits; the other, whether it fails on the record's unique constraint or on a business rule tripped by
+its twin (duplicate phone), finds the stored answer afterwards and replays it.
+
+A view declares ``idempotency_required = True`` (or a handler uses ``@idempotent(required=True)``) to
+refuse a write without a key with 400 ``idempotency.key_required`` — for money-moving calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from django.db import IntegrityError, transaction
+from django.http import QueryDict
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+
+from meiye.core import idempotency as core_idempotency
+from meiye.core.errors import ApplicationError, ValidationFailed
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+STORE_HEADER = "X-Store-Id"
+MARKER = "_meiye_idempotency"  # "idempotent" | "exempt" on a decorated handler
+ENABLED = "idempotent"
+EXEMPT = "exempt"
+
+Handler = TypeVar("Handler", bound=Callable[..., Response])
+
+
+def key_required_error() -> ValidationFailed:
+    return ValidationFailed(
+        "idempotency.key_required",
+        zh=f"此操作必须带 {IDEMPOTENCY_HEADER} 请求头（每次新操作用一个新的唯一值，重试时用同一个值）。",
+        en=f"This operation requires an {IDEMPOTENCY_HEADER} header (a new unique value per operation, "
+        "the same value when retrying).",
+        field="idempotency_key",
+    )
+
+
+def request_fingerprint(request: Request) -> str:
+    """Canonical hash of what makes two requests "the same" for a key."""
+    data: Any = request.data
+    if isinstance(data, QueryDict):
+        data = {key: data.getlist(key) for key in sorted(data.keys())}
+    return core_idempotency.canonical_hash(
+        {
+            "method": request.method,
+            "path": request.path,
+            "body": data,
+            "staff": request.user.pk,
+            "store": (request.headers.get(STORE_HEADER) or "").strip(),
+        }
+    )
+
+
+def _json_ready(data: Any) -> dict[str, Any]:
+    """The body exactly as the client receives it (DRF's encoder), ready for a JSONField."""
+    if data is None:
+        return {}
+    loaded = json.loads(json.dumps(data, cls=JSONEncoder))
+    return loaded if isinstance(loaded, dict) else {"__list__": loaded}
+
+
+def _replay(replay: core_idempotency.Replay) -> Response:
+    body: Any = replay.response
+    if isinstance(body, dict) and set(body) == {"__list__"}:
+        body = body["__list__"]
+    response = Response(body if replay.status_code != 204 else None, status=replay.status_code)
+    response[REPLAYED_HEADER] = "true"
+    return response
+
+
+def _is_success(response: Response) -> bool:
+    return 200 <= response.status_code < 300
+
+
+def run_idempotent(*, request: Request, call: Callable[[], Response], required: bool) -> Response:
+    """Run the view's work once per key; see the module docstring."""
+    raw_key = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw_key is None:
+        if required:
+            raise key_required_error()
+        return run_atomic(call=call)
+
+    key = core_idempotency.validate_key(raw_key)
+    organisation_id = getattr(request.user, "organisation_id", None)
+    if organisation_id is None:
+        return call()  # no organisation: the view refuses the request (auth.no_organisation)
+    request_hash = request_fingerprint(request)
+    lookup = functools.partial(
+        core_idempotency.lookup, organisation_id=organisation_id, key=key, request_hash=request_hash
+    )
+    try:
+        with transaction.atomic():
+            # Looked up inside the transaction: on SQLite (immediate transactions) a concurrent twin has
+            # committed by now; on PostgreSQL the unique constraint or the business rule catches it below.
+            replay = lookup()
+            if replay is not None:
+                return _replay(replay)
+            response = call()
+            if _is_success(response):
+                core_idempotency.store(
+                    organisation_id=organisation_id,
+                    key=key,
+                    scope=f"http:{request.method} {request.path}"[:64],
+                    request_hash=request_hash,
+                    status_code=response.status_code,
+                    response=_json_ready(response.data),
+                )
+            else:
+                transaction.set_rollback(True)
+            return response
+    except (IntegrityError, ApplicationError) as exc:
+        if isinstance(exc, ApplicationError) and exc.code == "idempotency.key_reused":
+            raise
+        # Did a concurrent request with the same key commit first? Then answer as it did.
+        replay = lookup()
+        if replay is None:
+            raise
+        return _replay(replay)
+
+
+def idempotent(func: Handler | None = None, *, required: bool | None = None) -> Any:
+    """Decorate an API view's write handler. ``required`` overrides the view's ``idempotency_required``."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+            must = required if required is not None else bool(getattr(view, "idempotency_required", False))
+            return run_idempotent(request=request, call=lambda: handler(view, request, *args, **kwargs), required=must)
+
+        setattr(wrapper, MARKER, ENABLED)
+        wrapper._meiye_idempotency_required = required  # type: ignore[attr-defined]
+        return cast(Handler, wrapper)
+
+    if func is not None:
+        return decorate(func)
+    return decorate
+
+
+def idempotency_exempt(reason: str) -> Callable[[Handler], Handler]:
+    """Mark a write handler whose answer must not be stored (e.g. a reveal: plaintext personal data, and
+    every reveal is audited on its own). The header is accepted and ignored; the work still runs in one
+    transaction."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+            return run_atomic(call=lambda: handler(view, request, *args, **kwargs))
+
+        setattr(wrapper, MARKER, EXEMPT)
+        wrapper._meiye_idempotency_reason = reason  # type: ignore[attr-defined]
+        return cast(Handler, wrapper)
+
+    return decorate
+
+
+def run_atomic(*, call: Callable[[], Response]) -> Response:
+    """The view's work in one transaction; a non-2xx answer rolls back whatever it wrote."""
+    with transaction.atomic():
+        response = call()
+        if not _is_success(response):
+            transaction.set_rollback(True)
+        return response
+
+
+def idempotency_of(handler: Any) -> str | None:
+    """``"idempotent"``, ``"exempt"`` or None for an undecorated handler."""
+    return getattr(handler, MARKER, None)
+
+
+def idempotency_required_for(view: Any, handler: Any) -> bool:
+    explicit = getattr(handler, "_meiye_idempotency_required", None)
+    if explicit is not None:
+        return bool(explicit)
+    return bool(getattr(view, "idempotency_required", False))
