@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "meiye.ledger",
     "meiye.members",
     "meiye.catalog",
+    "meiye.loyalty",
+    "meiye.wallet",
     "meiye.frontdesk",
     "meiye.api",
 ]
