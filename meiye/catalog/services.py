@@ -161,7 +161,9 @@ def store_price_set(*, actor: Actor, store: Store, item: Item, price: Money | No
             StorePrice.objects.filter(store=store, item=item).delete()
             audit_record(actor=actor, action="catalog.store_price_clear", obj=item, detail={"store": store.pk})
             return None
-        row, _ = StorePrice.objects.update_or_create(store=store, item=item, defaults={"price_fen": _check_price(price)})
+        row, _ = StorePrice.objects.update_or_create(
+            store=store, item=item, defaults={"price_fen": _check_price(price)}
+        )
         audit_record(
             actor=actor, action="catalog.store_price_set", obj=item, detail={"store": store.pk, "price_fen": price.fen}
         )

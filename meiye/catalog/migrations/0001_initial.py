@@ -5,84 +5,150 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('org', '0001_initial'),
+        ("org", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Category',
+            name="Category",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=32)),
-                ('name', models.CharField(max_length=50, verbose_name='名称 Name')),
-                ('kind', models.CharField(choices=[('service', '服务 Service'), ('product', '产品 Product')], max_length=10)),
-                ('earning_category', models.CharField(choices=[('basic_care', '基础护理 Basic care'), ('anti_ageing', '抗衰 Anti-ageing'), ('hair', '美发 Hair'), ('medical', '医美项目 Medical aesthetics'), ('retail', '零售产品 Retail products'), ('none', '不积分 Earns nothing')], max_length=20)),
-                ('commission_category', models.CharField(choices=[('service', '服务提成 Service'), ('product', '产品提成 Product sale'), ('card', '卡项提成 Card sale'), ('none', '无提成 None')], max_length=20)),
-                ('order', models.PositiveSmallIntegerField(default=0)),
-                ('is_active', models.BooleanField(default=True)),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org.organisation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.SlugField(max_length=32)),
+                ("name", models.CharField(max_length=50, verbose_name="名称 Name")),
+                (
+                    "kind",
+                    models.CharField(choices=[("service", "服务 Service"), ("product", "产品 Product")], max_length=10),
+                ),
+                (
+                    "earning_category",
+                    models.CharField(
+                        choices=[
+                            ("basic_care", "基础护理 Basic care"),
+                            ("anti_ageing", "抗衰 Anti-ageing"),
+                            ("hair", "美发 Hair"),
+                            ("medical", "医美项目 Medical aesthetics"),
+                            ("retail", "零售产品 Retail products"),
+                            ("none", "不积分 Earns nothing"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "commission_category",
+                    models.CharField(
+                        choices=[
+                            ("service", "服务提成 Service"),
+                            ("product", "产品提成 Product sale"),
+                            ("card", "卡项提成 Card sale"),
+                            ("none", "无提成 None"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("order", models.PositiveSmallIntegerField(default=0)),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="org.organisation"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['order', 'id'],
+                "ordering": ["order", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Item',
+            name="Item",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('service', '服务 Service'), ('product', '产品 Product')], max_length=10)),
-                ('code', models.SlugField(max_length=40, verbose_name='编码 Code')),
-                ('name', models.CharField(max_length=80, verbose_name='名称 Name')),
-                ('price_fen', models.BigIntegerField(verbose_name='标价（分） List price (fen)')),
-                ('duration_minutes', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('sku', models.CharField(blank=True, max_length=40)),
-                ('barcode', models.CharField(blank=True, db_index=True, max_length=40)),
-                ('unit', models.CharField(blank=True, max_length=10)),
-                ('product_type', models.CharField(blank=True, choices=[('retail', '零售 Retail'), ('consumable', '院用耗材 Consumable')], max_length=12)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('category', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='items', to='catalog.category')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org.organisation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(choices=[("service", "服务 Service"), ("product", "产品 Product")], max_length=10),
+                ),
+                ("code", models.SlugField(max_length=40, verbose_name="编码 Code")),
+                ("name", models.CharField(max_length=80, verbose_name="名称 Name")),
+                ("price_fen", models.BigIntegerField(verbose_name="标价（分） List price (fen)")),
+                ("duration_minutes", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("sku", models.CharField(blank=True, max_length=40)),
+                ("barcode", models.CharField(blank=True, db_index=True, max_length=40)),
+                ("unit", models.CharField(blank=True, max_length=10)),
+                (
+                    "product_type",
+                    models.CharField(
+                        blank=True,
+                        choices=[("retail", "零售 Retail"), ("consumable", "院用耗材 Consumable")],
+                        max_length=12,
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "category",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="items", to="catalog.category"
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="org.organisation"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['category__order', 'id'],
+                "ordering": ["category__order", "id"],
             },
         ),
         migrations.CreateModel(
-            name='StorePrice',
+            name="StorePrice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('price_fen', models.BigIntegerField()),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='store_prices', to='catalog.item')),
-                ('store', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org.store')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("price_fen", models.BigIntegerField()),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="store_prices", to="catalog.item"
+                    ),
+                ),
+                (
+                    "store",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="org.store"),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='category',
-            constraint=models.UniqueConstraint(fields=('organisation', 'code'), name='catalog_category_unique_code'),
+            model_name="category",
+            constraint=models.UniqueConstraint(fields=("organisation", "code"), name="catalog_category_unique_code"),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.UniqueConstraint(fields=('organisation', 'code'), name='catalog_item_unique_code'),
+            model_name="item",
+            constraint=models.UniqueConstraint(fields=("organisation", "code"), name="catalog_item_unique_code"),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(('price_fen__gte', 0)), name='catalog_item_price_not_negative'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("price_fen__gte", 0)), name="catalog_item_price_not_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(('kind', 'product'), ('duration_minutes__gt', 0), _connector='OR'), name='catalog_service_has_duration'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind", "product"), ("duration_minutes__gt", 0), _connector="OR"),
+                name="catalog_service_has_duration",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='storeprice',
-            constraint=models.UniqueConstraint(fields=('store', 'item'), name='catalog_storeprice_unique'),
+            model_name="storeprice",
+            constraint=models.UniqueConstraint(fields=("store", "item"), name="catalog_storeprice_unique"),
         ),
         migrations.AddConstraint(
-            model_name='storeprice',
-            constraint=models.CheckConstraint(condition=models.Q(('price_fen__gte', 0)), name='catalog_storeprice_not_negative'),
+            model_name="storeprice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("price_fen__gte", 0)), name="catalog_storeprice_not_negative"
+            ),
         ),
     ]
