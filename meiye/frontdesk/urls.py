@@ -1,10 +1,41 @@
 from django.urls import path
-from django.views.generic import TemplateView
+
+from meiye.frontdesk.views import audit, auth, members, settings_pages
 
 app_name = "frontdesk"
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="frontdesk/home.html"), name="home"),
-    path("login/", TemplateView.as_view(template_name="frontdesk/home.html"), name="login"),
-    path("2fa/setup/", TemplateView.as_view(template_name="frontdesk/home.html"), name="2fa_setup"),
-    path("2fa/verify/", TemplateView.as_view(template_name="frontdesk/home.html"), name="2fa_verify"),
+    path("", auth.home, name="home"),
+    # Signing in (open paths for the two-factor middleware: /login, /logout, /2fa/).
+    path("login/", auth.login_view, name="login"),
+    path("logout/", auth.logout_view, name="logout"),
+    path("2fa/setup/", auth.two_factor_setup, name="2fa_setup"),
+    path("2fa/verify/", auth.two_factor_verify, name="2fa_verify"),
+    path("store/switch/", auth.store_switch, name="store_switch"),
+    # Members.
+    path("members/", members.member_list, name="member_list"),
+    path("members/new/", members.member_create_view, name="member_create"),
+    path("members/duplicates/", members.member_duplicates, name="member_duplicates"),
+    path("members/duplicates/merge/", members.member_merge_view, name="member_merge"),
+    path("members/<int:pk>/", members.member_detail, name="member_detail"),
+    path("members/<int:pk>/edit/", members.member_edit, name="member_edit"),
+    path("members/<int:pk>/reveal/<str:field>/", members.member_reveal_view, name="member_reveal"),
+    path("members/<int:pk>/consent/", members.member_consent, name="member_consent"),
+    path("members/<int:pk>/photo/", members.member_photo, name="member_photo"),
+    path("members/<int:pk>/photo/upload/", members.member_photo_upload, name="member_photo_upload"),
+    path("members/<int:pk>/export/", members.member_export_view, name="member_export"),
+    path("members/<int:pk>/erase/", members.member_erase_view, name="member_erase"),
+    # Settings.
+    path("settings/", settings_pages.settings_index, name="settings"),
+    path("settings/custom-fields/", settings_pages.custom_field_list, name="custom_field_list"),
+    path("settings/custom-fields/new/", settings_pages.custom_field_create, name="custom_field_create"),
+    path("settings/custom-fields/<slug:key>/edit/", settings_pages.custom_field_edit, name="custom_field_edit"),
+    path("settings/staff/", settings_pages.staff_list_view, name="staff_list"),
+    path("settings/staff/new/", settings_pages.staff_create_view, name="staff_create"),
+    path("settings/staff/<int:pk>/", settings_pages.staff_edit_view, name="staff_edit"),
+    path("settings/staff/<int:pk>/reset-2fa/", settings_pages.staff_totp_reset, name="staff_totp_reset"),
+    path("settings/stores/", settings_pages.store_list_view, name="store_list"),
+    path("settings/stores/new/", settings_pages.store_create_view, name="store_create"),
+    path("settings/stores/<int:pk>/", settings_pages.store_edit_view, name="store_edit"),
+    # Audit log.
+    path("audit/", audit.audit_log, name="audit_log"),
 ]

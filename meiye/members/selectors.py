@@ -11,7 +11,7 @@ from django.db.models import Q, QuerySet
 
 from meiye.core.crypto import blind_index, mask_email, mask_id_number, mask_phone, mask_text, normalise_phone
 from meiye.core.errors import not_found
-from meiye.members.models import ConsentPurpose, ConsentRecord, CustomField, Member, MemberStatus
+from meiye.members.models import ConsentPurpose, ConsentRecord, CustomField, Member, MemberStatus, Tag
 from meiye.org.context import Actor
 from meiye.org.roles import Perm
 from meiye.org.selectors import visible_store_ids
@@ -65,6 +65,11 @@ def member_search(actor: Actor, query: str = "", *, tag: str = "", limit: int = 
         else:
             qs = qs.filter(Q(name__startswith=query) | Q(member_no__iexact=query))
     return qs.order_by("-id")[:limit] if limit else qs.order_by("-id")
+
+
+def tags_list(actor: Actor) -> list[str]:
+    """Names of the organisation's tags, alphabetically (for the tag filter)."""
+    return list(Tag.objects.filter(organisation=actor.organisation).order_by("name").values_list("name", flat=True))
 
 
 def consent_state(member: Member) -> dict[str, bool]:
@@ -187,6 +192,8 @@ def duplicate_groups(actor: Actor, *, limit: int = 100) -> list[DuplicateGroup]:
     keys = visible.values("name", "birthday").annotate(n=Count("id")).filter(n__gt=1).order_by("name")[:limit]
     groups = []
     for key in keys:
-        members = list(visible.filter(name=key["name"], birthday=key["birthday"]).order_by("id"))
+        members = list(
+            visible.filter(name=key["name"], birthday=key["birthday"]).select_related("home_store").order_by("id")
+        )
         groups.append(DuplicateGroup(reason="name_birthday", members=members))
     return groups

@@ -149,8 +149,6 @@ def _apply(actor: Actor, member: Member, data: MemberInput, *, creating: bool) -
         changed.append("notes")
     if data.custom is not None:
         changed.extend(_apply_custom(actor, member, data.custom, creating=creating))
-    elif creating:
-        _apply_custom(actor, member, {}, creating=True)
     return changed
 
 

@@ -166,6 +166,14 @@ def staff_update(
         raise ValidationFailed(
             "staff.invalid_position", zh="岗位无效。", en="position: not a valid position.", field="position"
         )
+    for store in stores or []:
+        if store.organisation_id != actor.organisation.pk:
+            raise ValidationFailed(
+                "staff.invalid_store",
+                zh="门店不属于本品牌。",
+                en="stores: a store is not in this brand.",
+                field="stores",
+            )
     with transaction.atomic():
         detail: dict[str, object] = {}
         if display_name is not None:

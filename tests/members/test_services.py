@@ -63,7 +63,9 @@ def test_bad_input_names_the_field_and_writes_nothing(receptionist, actor_for, s
 
 def test_error_message_follows_the_active_language(receptionist, actor_for, store1):
     with pytest.raises(ValidationFailed) as exc:
-        member_create(actor=actor_for(receptionist, store1), data=MemberInput(name="张敏", phone="1", home_store_id=store1.pk))
+        member_create(
+            actor=actor_for(receptionist, store1), data=MemberInput(name="张敏", phone="1", home_store_id=store1.pk)
+        )
     with translation.override("en"):
         assert exc.value.message.startswith("phone: must be an 11-digit")
     with translation.override("zh-hans"):
@@ -71,7 +73,7 @@ def test_error_message_follows_the_active_language(receptionist, actor_for, stor
 
 
 def test_duplicate_phone_is_refused_even_from_another_store(make_member, receptionist2, actor_for, store1, store2):
-    existing = make_member(store1, phone="13811112222")
+    make_member(store1, phone="13811112222")
     with pytest.raises(Conflict) as exc:
         member_create(
             actor=actor_for(receptionist2, store2),
@@ -93,7 +95,9 @@ def test_duplicate_phone_names_the_existing_member_when_visible(make_member, rec
     assert exc.value.extra == {"member_no": existing.member_no}
 
 
-def test_receptionist_of_store1_cannot_read_or_change_store2_member(make_member, receptionist, actor_for, store1, store2):
+def test_receptionist_of_store1_cannot_read_or_change_store2_member(
+    make_member, receptionist, actor_for, store1, store2
+):
     other = make_member(store2, phone="13822223333", name="周婷")
     actor = actor_for(receptionist, store1)
     with pytest.raises(NotFound):
@@ -157,7 +161,12 @@ def test_withdrawing_health_consent_hides_health_fields_at_once(allergies, beaut
         consents=ALL_CONSENTS,
     )
     consent_record(
-        actor=actor_for(hq_admin, store1), member=member, purpose="health", granted=False, text_version="v1", channel="paper"
+        actor=actor_for(hq_admin, store1),
+        member=member,
+        purpose="health",
+        granted=False,
+        text_version="v1",
+        channel="paper",
     )
     assert consent_state(member)["health"] is False
     view = member_view(actor_for(beautician, store1), member)
@@ -208,9 +217,13 @@ def test_duplicates_by_name_and_birthday(make_member, manager, actor_for, store1
 def test_merge_moves_everything_and_is_audited(make_member, manager, actor_for, store1):
     actor = actor_for(manager, store1)
     survivor = make_member(store1, name="刘芳", phone="13877778888", tags=["VIP"])
-    merged = make_member(store1, name="刘芳", phone="13877779999", tags=["敏感肌"], email="fang@example.com", notes="喜欢安静")
+    merged = make_member(
+        store1, name="刘芳", phone="13877779999", tags=["敏感肌"], email="fang@example.com", notes="喜欢安静"
+    )
     referred = make_member(store1, referrer_id=merged.pk)
-    consent_record(actor=actor, member=merged, purpose="marketing_sms", granted=True, text_version="v2", channel="paper")
+    consent_record(
+        actor=actor, member=merged, purpose="marketing_sms", granted=True, text_version="v2", channel="paper"
+    )
 
     member_merge(actor=actor, survivor=survivor, merged=merged)
 
@@ -262,3 +275,17 @@ def test_tags_are_shared_per_organisation(make_member, store1):
 
 def test_application_errors_form_one_hierarchy():
     assert issubclass(ValidationFailed, ApplicationError) and issubclass(NotFound, ApplicationError)
+
+
+def test_required_custom_field_is_checked_with_the_values_given(hq_admin, receptionist, actor_for, store1):
+    custom_field_save(actor=actor_for(hq_admin), key="source_note", label_zh="来源说明", required=True)
+    actor = actor_for(receptionist, store1)
+    member = member_create(
+        actor=actor,
+        data=MemberInput(name="吴倩", phone="13911110000", home_store_id=store1.pk, custom={"source_note": "朋友介绍"}),
+    )
+    assert member.custom == {"source_note": "朋友介绍"}
+    with pytest.raises(ValidationFailed) as exc:
+        member_create(actor=actor, data=MemberInput(name="郑雨", phone="13911110001", home_store_id=store1.pk))
+    assert exc.value.field == "custom.source_note"
+    assert Member.objects.count() == 1
