@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "meiye.catalog",
     "meiye.loyalty",
     "meiye.wallet",
+    "meiye.sales",
     "meiye.frontdesk",
     "meiye.api",
 ]

@@ -1,0 +1,286 @@
+"""How a bill line gets its price, and how real money becomes points: two pipelines of named steps.
+
+Pricing: ``PRICING_STEPS`` runs in order over each line. A step is a function ``(ctx, line)`` that may
+set a new unit price with ``line.set_price(step, unit_price_fen, reason)``; every change is recorded
+in ``line.steps`` ({step, unit_price_fen, reason}) so the receipt shows each discount with its reason.
+Later issues insert their steps into the list (tier discount in ``member_price``, promotions and
+coupons in ``promotions_and_coupons``) without touching the others.
+
+Earning: ``EARNING_STEPS`` runs over each line once the bill's earning money (cash, card, WeChat,
+Alipay and stored-value principal — never bonus or points) has been allocated to the lines. A step
+sets the rate or multiplies the multiplier; points per line = floor(earning × rate × multiplier).
+
+Rounding rules live here, one named function each, with the mode written down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, NamedTuple
+
+from meiye.catalog.models import Item
+from meiye.core.errors import ApplicationError, ValidationFailed
+from meiye.core.money import Money, allocate_int
+from meiye.loyalty.services import points_for_amount
+from meiye.members.models import Member
+from meiye.org.context import Actor
+from meiye.org.models import Staff, Store
+from meiye.org.roles import Perm
+from meiye.org.services import approval_pin_check
+from meiye.sales.models import BASIS_POINTS, SalesSettings
+
+# --- rounding rules ------------------------------------------------------------------------------------
+
+
+def discount_floor_fen(member_price_fen: int, floor_bp: int) -> int:
+    """The lowest unit price a cashier may set alone: ``floor_bp`` of the member price, rounded UP to the
+    fen, so rounding never lets the price fall below the configured share."""
+    return -((-member_price_fen * floor_bp) // BASIS_POINTS)
+
+
+def points_offset_cap_fen(payable_fen: int, cap_bp: int) -> int:
+    """The most that points may pay of a bill: ``cap_bp`` of the payable amount, rounded DOWN to the fen."""
+    return payable_fen * cap_bp // BASIS_POINTS
+
+
+def points_offset_value_fen(points: int, points_per_yuan: int) -> int | None:
+    """What ``points`` are worth in fen at ``points_per_yuan`` points per 元; None unless it is a whole
+    number of fen (no rounding: the cashier states a number of points that converts exactly)."""
+    value, remainder = divmod(points * 100, points_per_yuan)
+    return value if remainder == 0 else None
+
+
+def allocate_earning(earning_fen: int, line_totals: list[int]) -> list[int]:
+    """The bill's earning money split over its lines in proportion to their totals (largest remainder)."""
+    if not line_totals:
+        return []
+    return allocate_int(earning_fen, line_totals)
+
+
+def prorate_cumulative(total: int, done_units: int, units: int, all_units: int) -> int:
+    """The share of ``total`` belonging to ``units`` more of ``all_units`` after ``done_units`` were taken.
+
+    Cumulative floor: share(k) = floor(total × k / all_units), so successive partial shares never drift
+    and the last one takes exactly what is left (refunding 1 + 1 + 1 of 3 gives back the whole total).
+    """
+    before = total * done_units // all_units
+    after = total * (done_units + units) // all_units
+    return after - before
+
+
+# --- pricing ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PricingContext:
+    """What every pricing step may look at for one bill."""
+
+    actor: Actor
+    store: Store
+    member: Member | None
+    settings: SalesSettings
+    store_prices: dict[int, int]  # item id -> the store's own price in fen
+    member_info: dict[str, Any] = field(default_factory=dict)  # tier and its rules (loyalty issue)
+
+
+@dataclass
+class LineDraft:
+    """A line being priced. Steps read and set ``unit_price_fen`` through ``set_price``."""
+
+    item: Item
+    quantity: int
+    requested_price: Money | None = None  # a manual unit price asked for by the cashier
+    approver: Staff | None = None
+    approval_pin: str = ""
+    list_price_fen: int = 0
+    unit_price_fen: int = 0
+    member_price_fen: int = 0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    approved_by: Staff | None = None
+    manual_adjusted: bool = False
+
+    def set_price(self, step: str, unit_price_fen: int, reason: str) -> None:
+        if isinstance(unit_price_fen, bool) or not isinstance(unit_price_fen, int) or unit_price_fen < 0:
+            raise ValueError(f"pricing step {step} set an invalid price {unit_price_fen!r}")
+        self.unit_price_fen = unit_price_fen
+        self.steps.append({"step": step, "unit_price_fen": unit_price_fen, "reason": reason})
+
+    @property
+    def line_total_fen(self) -> int:
+        return self.unit_price_fen * self.quantity
+
+
+class PricingStep(NamedTuple):
+    name: str
+    apply: Callable[[PricingContext, LineDraft], None]
+
+
+def step_list_price(ctx: PricingContext, line: LineDraft) -> None:
+    line.list_price_fen = line.item.price_fen
+    line.set_price("list_price", line.item.price_fen, "标价 List price")
+
+
+def step_store_price(ctx: PricingContext, line: LineDraft) -> None:
+    """A store's own price replaces the catalogue's: it becomes the line's list price (what the store's
+    price list shows), so discounts are measured from it."""
+    override = ctx.store_prices.get(line.item.pk)
+    if override is not None and override != line.unit_price_fen:
+        line.list_price_fen = override
+        line.set_price("store_price", override, f"门店价 Store price ({ctx.store.name})")
+
+
+def step_member_price(ctx: PricingContext, line: LineDraft) -> None:
+    """The member's price. Identity for now; the loyalty issue applies the tier discount here (S-01).
+
+    Whatever this step leaves is "the member price" that the cashier's own discount floor refers to.
+    """
+    line.member_price_fen = line.unit_price_fen
+
+
+# Promotion and coupon rules (S-21): each takes (ctx, line) like a step. Empty until that issue.
+PROMOTION_RULES: list[Callable[[PricingContext, LineDraft], None]] = []
+
+
+def step_promotions_and_coupons(ctx: PricingContext, line: LineDraft) -> None:
+    for rule in PROMOTION_RULES:
+        rule(ctx, line)
+
+
+def step_manual_adjustment(ctx: PricingContext, line: LineDraft) -> None:
+    """A price set by hand (S-20): alone down to the floor; below it only with a manager's approval."""
+    if line.requested_price is None:
+        return
+    price = line.requested_price.fen
+    if price < 0:
+        raise ValidationFailed(
+            "pricing.invalid_price", zh="单价：不能为负数。", en="unit_price: must not be negative.", field="unit_price"
+        )
+    if price > line.unit_price_fen:
+        raise ValidationFailed(
+            "pricing.above_price",
+            zh=f"单价：手工价 {Money(price)} 高于当前价 {Money(line.unit_price_fen)}，只能降价。",
+            en=f"unit_price: the manual price {Money(price)} is above the current price {Money(line.unit_price_fen)}; "
+            "a manual price may only lower it.",
+            field="unit_price",
+        )
+    floor = discount_floor_fen(line.member_price_fen, ctx.settings.manual_discount_floor_bp)
+    reason = "手工改价 Manual price"
+    if price < floor:
+        line.approved_by = _approval(ctx, line, floor)
+        reason += f"（{line.approved_by} 批准 approved）"
+    line.manual_adjusted = True
+    line.set_price("manual_adjustment", price, reason)
+
+
+PRICING_STEPS: list[PricingStep] = [
+    PricingStep("list_price", step_list_price),
+    PricingStep("store_price", step_store_price),
+    PricingStep("member_price", step_member_price),
+    PricingStep("promotions_and_coupons", step_promotions_and_coupons),
+    PricingStep("manual_adjustment", step_manual_adjustment),
+]
+
+
+def price_line(ctx: PricingContext, line: LineDraft) -> LineDraft:
+    for step in PRICING_STEPS:
+        step.apply(ctx, line)
+    return line
+
+
+def can_approve_discount(approver: Staff, store: Store) -> bool:
+    """A staff member of the store's organisation holding ``sales.approve_discount`` for that store."""
+    if approver.organisation_id != store.organisation_id or not approver.can(Perm.APPROVE_DISCOUNT):
+        return False
+    return approver.sees_all_stores or approver.stores.filter(pk=store.pk).exists()
+
+
+def _approval(ctx: PricingContext, line: LineDraft, floor: int) -> Staff:
+    """The staff member approving a price below the floor, or ``pricing.approval_required``."""
+    actor_staff = ctx.actor.staff
+    approver = line.approver
+    if approver is None and actor_staff is not None and can_approve_discount(actor_staff, ctx.store):
+        return actor_staff  # the manager is at the till herself
+    if approver is not None and can_approve_discount(approver, ctx.store):
+        if actor_staff is not None and approver.pk == actor_staff.pk:
+            return approver
+        if approval_pin_check(staff=approver, pin=line.approval_pin):
+            return approver
+        problem_zh, problem_en = "审批密码不正确", "the approval PIN is wrong"
+    elif approver is not None:
+        problem_zh, problem_en = f"{approver} 无权审批本店改价", f"{approver} may not approve discounts in this store"
+    else:
+        problem_zh, problem_en = "需要店长审批", "a store manager must approve it"
+    share = ctx.settings.manual_discount_floor_bp / 100
+    raise ApplicationError(
+        "pricing.approval_required",
+        zh=f"单价：低于会员价的 {share:g}%（{Money(floor)}），{problem_zh}。",
+        en=f"unit_price: below {share:g}% of the member price ({Money(floor)}); {problem_en}.",
+        field="unit_price",
+        extra={"floor_fen": floor, "member_price_fen": line.member_price_fen},
+    )
+
+
+# --- earning -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EarningContext:
+    """What every earning step may look at for one completed bill."""
+
+    actor: Actor
+    store: Store
+    member: Member
+    rates: dict[str, int]  # points per 元 by earning category
+    on: date  # the store-local day of the bill
+    member_info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LineEarning:
+    earning_category: str
+    earning_fen: int
+    points_per_yuan: int = 0
+    multiplier_num: int = 1
+    multiplier_den: int = 1
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def multiply(self, step: str, num: int, den: int, reason: str) -> None:
+        """Stack a multiplier (tier ×1.2 = 6/5, birthday ×2 = 2/1) as an exact fraction."""
+        self.multiplier_num *= num
+        self.multiplier_den *= den
+        self.steps.append({"step": step, "multiplier": f"{num}/{den}", "reason": reason})
+
+    @property
+    def points(self) -> int:
+        if self.earning_fen <= 0 or self.points_per_yuan <= 0:
+            return 0
+        return points_for_amount(
+            earning_fen=self.earning_fen,
+            points_per_yuan=self.points_per_yuan,
+            multiplier_num=self.multiplier_num,
+            multiplier_den=self.multiplier_den,
+        )
+
+
+class EarningStep(NamedTuple):
+    name: str
+    apply: Callable[[EarningContext, LineEarning], None]
+
+
+def step_base_rate(ctx: EarningContext, line: LineEarning) -> None:
+    line.points_per_yuan = ctx.rates.get(line.earning_category, 0)
+    line.steps.append({"step": "base_rate", "points_per_yuan": line.points_per_yuan, "reason": "基础积分 Base rate"})
+
+
+EARNING_STEPS: list[EarningStep] = [
+    EarningStep("base_rate", step_base_rate),
+    # later: tier multiplier, birthday month (S-04), member day (S-21)
+]
+
+
+def earn_line(ctx: EarningContext, line: LineEarning) -> LineEarning:
+    for step in EARNING_STEPS:
+        step.apply(ctx, line)
+    return line

@@ -1,0 +1,1424 @@
+"""Checkout and refunds: the only code that writes bills, and the one place a sale moves money.
+
+Every service is keyword-only with ``actor`` first and runs in ONE transaction; a refused call has
+written nothing. Completing a bill posts, in that transaction (ADR 0003):
+
+- one CNY journal ``sales.bill``: each external tender's store account −amount, the wallet's
+  principal and bonus −(their split), the store's ``points_offset`` −(value of the points), and the
+  store's ``revenue`` +payable — it nets to zero;
+- a PTS journal for the points offset (``loyalty.points_spend``);
+- the points earned (``loyalty.points_earn``) on the earning money only — cash, card, WeChat, Alipay
+  and stored-value principal — allocated over the lines by the largest remainder, one floor per line;
+- the growth value (``loyalty.growth_add``) of the same earning money.
+
+Refunding (``bill_refund``) reverses exactly what the bill did for the part refunded: one CNY journal
+``sales.refund`` (the bill's journal reversed line for line when the whole bill is refunded at once to
+the original tenders; otherwise the mirrored legs of the refunded share), the offset points back, the
+earned points and the growth taken back (see ``_refund_points`` for partial refunds).
+
+Idempotency: a completion claims its key on the ``Bill`` row (``bill_checkout`` when it inserts the
+bill), a refund on the ``Refund`` row, inside the same transaction, so a replay returns the first
+result and writes nothing and the same key with another request is ``idempotency.key_reused``.
+The ledger journals carry keys derived from the operation's key (``<key>:cny`` …, ADR 0003).
+
+Locks are taken in one order by every sales operation, so two of them cannot deadlock: the bill (a
+refund) or the store's bill sequence (a new bill), the store's sales accounts, the member's wallet,
+then points, then growth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from meiye.audit.services import audit_record
+from meiye.catalog.models import Item
+from meiye.catalog.selectors import store_prices
+from meiye.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed, not_found
+from meiye.core.idempotency import canonical_hash, conflict_error, validate_key
+from meiye.core.money import Money, allocate_int
+from meiye.ledger.models import Account, Balance, Journal
+from meiye.ledger.services import Leg, journal_post, journal_reverse
+from meiye.loyalty.models import PointsLot
+from meiye.loyalty.selectors import earning_rates
+from meiye.loyalty.services import growth_add, points_earn, points_restore, points_spend, points_take_back
+from meiye.members.models import Member, MemberStatus
+from meiye.members.selectors import member_get
+from meiye.org.context import Actor
+from meiye.org.models import Staff, Store
+from meiye.org.roles import Perm
+from meiye.org.selectors import store_get, stores_visible
+from meiye.sales.models import (
+    EXTERNAL_TENDERS,
+    Bill,
+    BillLine,
+    BillSequence,
+    BillStatus,
+    Refund,
+    RefundDestination,
+    RefundLine,
+    RefundTender,
+    SalesSettings,
+    Tender,
+    TenderKind,
+)
+from meiye.sales.pricing import (
+    EarningContext,
+    LineDraft,
+    LineEarning,
+    PricingContext,
+    allocate_earning,
+    earn_line,
+    points_offset_cap_fen,
+    points_offset_value_fen,
+    price_line,
+    prorate_cumulative,
+)
+from meiye.wallet.selectors import CNY
+from meiye.wallet.services import store_account, wallet_refund_legs, wallet_spend_legs, wallet_split
+
+# Every journal of a bill, its refunds included, references the bill, so the ledger tells its whole story
+# (``ledger.selectors.journals_for_reference``).
+BILL_REFERENCE = "sales.Bill"
+MAX_QUANTITY = 9_999
+MAX_LINES = 200
+# Room for the suffix of derived journal keys ("<key>:pts-spend") inside the ledger's 128 characters.
+_DERIVED_KEY_BASE_MAX = 100
+_UNSUPPORTED_TENDERS = {TenderKind.PACKAGE: ("次卡/套餐", "package"), TenderKind.GIFT_CARD: ("礼品卡", "gift card")}
+
+
+# --- inputs --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineInput:
+    """One line of a one-shot checkout. Ids, so an API can pass what it received; the service resolves
+    and scopes them (items of the organisation, staff of the organisation)."""
+
+    item_id: int
+    quantity: int = 1
+    performed_by_id: int | None = None
+    sold_by_id: int | None = None
+    unit_price: Money | None = None  # a manual unit price (S-20)
+    approver_id: int | None = None
+    approval_pin: str = ""
+
+    def payload(self) -> dict[str, Any]:
+        # The PIN is never part of the request hash (a hash of a short PIN is easy to reverse).
+        return {
+            "item": self.item_id,
+            "quantity": self.quantity,
+            "performed_by": self.performed_by_id,
+            "sold_by": self.sold_by_id,
+            "unit_price_fen": self.unit_price.fen if self.unit_price is not None else None,
+            "approver": self.approver_id,
+        }
+
+
+@dataclass(frozen=True)
+class TenderInput:
+    """One way of paying. ``amount`` for money tenders; for ``points`` the number of ``points`` instead
+    (their value is points × 100 / points-per-元 fen). ``received`` is the cash handed over."""
+
+    kind: str
+    amount: Money | None = None
+    points: int | None = None
+    external_ref: str = ""
+    received: Money | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "amount_fen": self.amount.fen if self.amount is not None else None,
+            "points": self.points,
+            "external_ref": self.external_ref,
+            "received_fen": self.received.fen if self.received is not None else None,
+        }
+
+
+# --- opening and building a bill --------------------------------------------------------------------------
+
+
+def bill_open(*, actor: Actor, member: Member | None = None) -> Bill:
+    """Open a bill in the actor's current store, for a member or a walk-in customer (``member=None``)."""
+    actor.require(Perm.CHECKOUT)
+    with transaction.atomic():
+        store = _checkout_store(actor)
+        member = _checkout_member(actor, member)
+        return _insert_bill(actor, store, member, key=None, request_hash="")
+
+
+def bill_add_line(
+    *,
+    actor: Actor,
+    bill: Bill,
+    item: Item,
+    quantity: int = 1,
+    performed_by: Staff | None = None,
+    sold_by: Staff | None = None,
+    unit_price: Money | None = None,
+    approver: Staff | None = None,
+    approval_pin: str = "",
+) -> BillLine:
+    """Add an item to an open bill, priced by the pricing pipeline; ``unit_price`` sets a manual price."""
+    actor.require(Perm.CHECKOUT)
+    with transaction.atomic():
+        locked = _lock_open_bill(actor, bill)
+        ctx = _pricing_context(actor, locked.store, locked.member, locked.member_snapshot, [item])
+        line = _build_line(
+            ctx,
+            item,
+            quantity=quantity,
+            performed_by=performed_by,
+            sold_by=sold_by,
+            unit_price=unit_price,
+            approver=approver,
+            approval_pin=approval_pin,
+        )
+        line.bill = locked
+        line.save()
+        _audit_manual_price(actor, locked, [line])
+        _recompute_totals(locked)
+    return line
+
+
+def bill_remove_line(*, actor: Actor, bill: Bill, line: BillLine) -> Bill:
+    """Take a line off an open bill."""
+    actor.require(Perm.CHECKOUT)
+    with transaction.atomic():
+        locked = _lock_open_bill(actor, bill)
+        deleted, _ = BillLine.objects.filter(pk=line.pk, bill=locked).delete()
+        if not deleted:
+            raise not_found("sales.line_not_found", "消费单明细", "Bill line")
+        _recompute_totals(locked)
+    return locked
+
+
+def bill_void(*, actor: Actor, bill: Bill, reason: str = "") -> Bill:
+    """Void an open bill (nothing was paid). A completed bill is refunded instead."""
+    actor.require(Perm.CHECKOUT)
+    with transaction.atomic():
+        locked = _lock_open_bill(actor, bill)
+        locked.status = BillStatus.VOIDED
+        locked.voided_at = timezone.now()
+        locked.void_reason = reason.strip()[:200]
+        locked.save(update_fields=["status", "voided_at", "void_reason"])
+        audit_record(actor=actor, action="sales.bill_void", obj=locked, detail={"reason": locked.void_reason})
+    return locked
+
+
+# --- completing -----------------------------------------------------------------------------------------
+
+
+def bill_complete(*, actor: Actor, bill: Bill, tenders: Sequence[TenderInput], idempotency_key: str) -> Bill:
+    """Take payment and post everything (see the module docstring). Idempotent per key: the same key and
+    tenders return the completed bill and post nothing; the same key with another request is refused."""
+    actor.require(Perm.CHECKOUT)
+    key = _check_key(idempotency_key)
+    request_hash = canonical_hash(
+        {"op": "sales.bill_complete", "bill": bill.pk, "tenders": [t.payload() for t in tenders]}
+    )
+    replay = _bill_replay(actor, key, request_hash)
+    if replay is not None:
+        return replay
+    try:
+        with transaction.atomic():
+            locked = _lock_bill(actor, bill)
+            # A twin request may have completed this bill while we waited for the lock.
+            replay = _bill_replay(actor, key, request_hash)
+            if replay is not None:
+                return replay
+            _require_open(locked)
+            # Claim the key first: a concurrent twin waits here on the unique index, then replays.
+            Bill.objects.filter(pk=locked.pk).update(idempotency_key=key, request_hash=request_hash)
+            locked.idempotency_key, locked.request_hash = key, request_hash
+            lines = list(locked.lines.order_by("pk"))
+            _complete(actor, locked, lines, tenders, key, sales_settings_for(locked.store))
+    except IntegrityError:
+        replay = _bill_replay(actor, key, request_hash)
+        if replay is None:
+            raise
+        return replay
+    return locked
+
+
+def bill_checkout(
+    *,
+    actor: Actor,
+    member: Member | None = None,
+    lines: Sequence[LineInput],
+    tenders: Sequence[TenderInput],
+    idempotency_key: str,
+) -> Bill:
+    """Open, price and complete a bill in ONE transaction (the API's and the benchmark's checkout)."""
+    actor.require(Perm.CHECKOUT)
+    key = _check_key(idempotency_key)
+    request_hash = canonical_hash(
+        {
+            "op": "sales.bill_checkout",
+            "store": actor.store.pk if actor.store is not None else None,
+            "member": member.pk if member is not None else None,
+            "lines": [line.payload() for line in lines],
+            "tenders": [t.payload() for t in tenders],
+        }
+    )
+    replay = _bill_replay(actor, key, request_hash)
+    if replay is not None:
+        return replay
+    if not lines:
+        raise ValidationFailed(
+            "sales.no_lines", zh="消费单至少需要一项。", en="A bill needs at least one line.", field="lines"
+        )
+    if len(lines) > MAX_LINES:
+        raise ValidationFailed(
+            "sales.too_many_lines",
+            zh=f"一张消费单最多 {MAX_LINES} 项。",
+            en=f"A bill has at most {MAX_LINES} lines.",
+            field="lines",
+        )
+    try:
+        with transaction.atomic():
+            store = _checkout_store(actor)
+            checked_member = _checkout_member(actor, member)
+            items = _items_by_id(actor, [line.item_id for line in lines])
+            staff = _staff_by_id(
+                actor,
+                [
+                    staff_id
+                    for line in lines
+                    for staff_id in (line.performed_by_id, line.sold_by_id, line.approver_id)
+                    if staff_id is not None
+                ],
+            )
+            snapshot = _member_snapshot(checked_member)
+            ctx = _pricing_context(actor, store, checked_member, snapshot, list(items.values()))
+            built = [
+                _build_line(
+                    ctx,
+                    items[line.item_id],
+                    quantity=line.quantity,
+                    performed_by=staff.get(line.performed_by_id) if line.performed_by_id else None,
+                    sold_by=staff.get(line.sold_by_id) if line.sold_by_id else None,
+                    unit_price=line.unit_price,
+                    approver=staff.get(line.approver_id) if line.approver_id else None,
+                    approval_pin=line.approval_pin,
+                )
+                for line in lines
+            ]
+            bill = _insert_bill(actor, store, checked_member, key=key, request_hash=request_hash, lines=built)
+            # The lines are written by _complete, once their earnings are known (one INSERT).
+            _complete(actor, bill, built, tenders, key, ctx.settings)
+    except IntegrityError:
+        replay = _bill_replay(actor, key, request_hash)
+        if replay is None:
+            raise
+        return replay
+    return bill
+
+
+@dataclass
+class _TenderPlan:
+    kind: str
+    amount_fen: int
+    received_fen: int | None = None
+    change_fen: int = 0
+    external_ref: str = ""
+    points: int = 0
+
+
+def _complete(
+    actor: Actor,
+    bill: Bill,
+    lines: list[BillLine],
+    tenders: Sequence[TenderInput],
+    key: str,
+    settings: SalesSettings,
+) -> None:
+    """Post a locked open bill whose totals are current. Runs inside the caller's transaction.
+
+    ``lines`` are the bill's lines, saved (``bill_complete``) or not yet (``bill_checkout``: they are
+    inserted here with their earnings, in one statement).
+    """
+    if not lines:
+        raise ValidationFailed("sales.no_lines", zh="消费单至少需要一项。", en="A bill needs at least one line.")
+    store, member = bill.store, bill.member
+    payable = bill.payable_total_fen
+    plans = _plan_tenders(bill, tenders, settings)
+
+    # 1. The store's sales accounts, locked first (see the module docstring).
+    accounts = _locked_store_accounts(store, [p.kind for p in plans])
+
+    # 2. Stored value: principal and bonus by the store's spend order (locks the wallet).
+    sv_plan = next((p for p in plans if p.kind == TenderKind.STORED_VALUE), None)
+    legs: list[Leg] = []
+    principal_fen = bonus_fen = 0
+    for plan in plans:
+        if plan.kind in EXTERNAL_TENDERS:
+            legs.append(Leg(accounts[f"tender_{plan.kind}"], -plan.amount_fen))
+    if sv_plan is not None:
+        assert member is not None  # checked by _plan_tenders
+        split = wallet_split(member=member, store=store, amount=Money(sv_plan.amount_fen))
+        principal_fen, bonus_fen = split.principal.fen, split.bonus.fen
+        legs.extend(wallet_spend_legs(member=member, split=split))
+    points_plan = next((p for p in plans if p.kind == TenderKind.POINTS), None)
+    if points_plan is not None:
+        legs.append(Leg(accounts["points_offset"], -points_plan.amount_fen))
+    cny_journal: Journal | None = None
+    if payable > 0:
+        legs.append(Leg(accounts["revenue"], payable))
+        cny_journal = journal_post(
+            organisation_id=bill.organisation_id,
+            code="sales.bill",
+            entries=legs,
+            reference_type=BILL_REFERENCE,
+            reference_id=str(bill.pk),
+            staff_id=_staff_id(actor),
+            store_id=store.pk,
+            idempotency_key=_derived_key(key, "cny"),
+            memo=bill.number,
+        )
+
+    # 3. The points offset.
+    points_spend_journal: Journal | None = None
+    if points_plan is not None:
+        assert member is not None
+        points_spend_journal = points_spend(
+            actor=actor,
+            member=member,
+            points=points_plan.points,
+            reference_type=BILL_REFERENCE,
+            reference_id=str(bill.pk),
+            idempotency_key=_derived_key(key, "pts-spend"),
+            code="sales.points_offset",
+        )
+
+    # 4. Earning: only real money, allocated over the lines; points credited once the bill is paid.
+    earning_fen = sum(p.amount_fen for p in plans if p.kind in EXTERNAL_TENDERS) + principal_fen
+    points_total = 0
+    points_earn_journal_id: int | None = None
+    growth_journal: Journal | None = None
+    if member is not None:
+        ctx = EarningContext(
+            actor=actor,
+            store=store,
+            member=member,
+            rates=earning_rates(bill.organisation) if earning_fen > 0 else {},
+            on=timezone.localtime(timezone.now(), _zone(store)).date(),
+            member_info=dict(bill.member_snapshot),
+        )
+        shares = allocate_earning(earning_fen, [line.line_total_fen for line in lines])
+        for line, share in zip(lines, shares, strict=True):
+            earned = earn_line(ctx, LineEarning(earning_category=line.earning_category, earning_fen=share))
+            line.earning_fen, line.points_earned, line.earning_steps = share, earned.points, earned.steps
+            points_total += earned.points
+        if points_total > 0:
+            lot = points_earn(
+                actor=actor,
+                member=member,
+                points=points_total,
+                source_code="sales.bill",
+                reference_type=BILL_REFERENCE,
+                reference_id=str(bill.pk),
+                idempotency_key=_derived_key(key, "pts-earn"),
+                earned_on=ctx.on,
+            )
+            points_earn_journal_id = lot.journal_id if lot is not None else None
+        if earning_fen > 0:
+            growth_journal = growth_add(
+                actor=actor,
+                member=member,
+                amount_fen=earning_fen,
+                reference_type=BILL_REFERENCE,
+                reference_id=str(bill.pk),
+                idempotency_key=_derived_key(key, "grw"),
+            )
+
+    # 5. The bill's own rows.
+    if lines[0].pk is None:
+        lines = BillLine.objects.bulk_create(lines)
+        _audit_manual_price(actor, bill, lines)
+    elif member is not None:
+        BillLine.objects.bulk_update(lines, ["earning_fen", "points_earned", "earning_steps"])
+    Tender.objects.bulk_create(
+        [
+            Tender(
+                bill=bill,
+                kind=plan.kind,
+                amount_fen=plan.amount_fen,
+                received_fen=plan.received_fen,
+                change_fen=plan.change_fen,
+                external_ref=plan.external_ref,
+                principal_fen=principal_fen if plan.kind == TenderKind.STORED_VALUE else 0,
+                bonus_fen=bonus_fen if plan.kind == TenderKind.STORED_VALUE else 0,
+                points_used=plan.points,
+                journal=cny_journal,
+                points_journal=points_spend_journal if plan.kind == TenderKind.POINTS else None,
+            )
+            for plan in plans
+        ]
+    )
+    bill.status = BillStatus.COMPLETED
+    bill.completed_at = timezone.now()
+    bill.earning_total_fen = earning_fen if member is not None else 0
+    bill.points_earned = points_total
+    bill.cny_journal = cny_journal
+    bill.points_spend_journal = points_spend_journal
+    bill.points_earn_journal_id = points_earn_journal_id
+    bill.growth_journal = growth_journal
+    bill.save(
+        update_fields=[
+            "status",
+            "completed_at",
+            "earning_total_fen",
+            "points_earned",
+            "cny_journal",
+            "points_spend_journal",
+            "points_earn_journal",
+            "growth_journal",
+        ]
+    )
+    audit_record(
+        actor=actor,
+        action="sales.bill_complete",
+        obj=bill,
+        detail={
+            "payable_fen": payable,
+            "tenders": [[p.kind, p.amount_fen] for p in plans],
+            "principal_fen": principal_fen,
+            "bonus_fen": bonus_fen,
+            "points_used": points_plan.points if points_plan else 0,
+            "points_earned": points_total,
+        },
+    )
+
+
+def _plan_tenders(bill: Bill, tenders: Sequence[TenderInput], settings: SalesSettings) -> list[_TenderPlan]:
+    """Check the tenders against the bill and the store's rules; nothing is written here."""
+    plans: list[_TenderPlan] = []
+    seen: set[str] = set()
+    for index, tender in enumerate(tenders):
+        where = f"tenders[{index}]"
+        kind = tender.kind
+        if kind in _UNSUPPORTED_TENDERS:
+            zh, en = _UNSUPPORTED_TENDERS[kind]  # type: ignore[index]
+            raise ValidationFailed(
+                "sales.tender_not_supported",
+                zh=f"{where}：暂不支持{zh}付款。",
+                en=f"{where}: paying by {en} is not supported yet.",
+                field="tenders",
+            )
+        if kind not in TenderKind.values:
+            raise _bad_tender(where, f"未知的付款方式 {kind!r}", f"unknown tender kind {kind!r}")
+        if kind in (TenderKind.STORED_VALUE, TenderKind.POINTS):
+            if kind in seen:
+                raise _bad_tender(where, "储值和积分各只能用一次", "stored value and points may each be used once")
+            if bill.member_id is None:
+                raise ValidationFailed(
+                    "sales.member_required",
+                    zh=f"{where}：散客不能用储值或积分付款。",
+                    en=f"{where}: a walk-in customer cannot pay with stored value or points.",
+                    field="tenders",
+                )
+        seen.add(kind)
+        external_ref = (tender.external_ref or "").strip()
+        if len(external_ref) > 64 or (
+            external_ref and kind not in (TenderKind.CARD, TenderKind.WECHAT, TenderKind.ALIPAY)
+        ):
+            raise _bad_tender(
+                where,
+                "交易参考号只用于银行卡、微信、支付宝，最多 64 个字符",
+                "external_ref: card/WeChat/Alipay only, at most 64 characters",
+            )
+        if tender.received is not None and kind != TenderKind.CASH:
+            raise _bad_tender(where, "只有现金有实收金额", "only cash has a received amount")
+        if kind == TenderKind.POINTS:
+            plans.append(_points_plan(where, tender, bill, settings))
+            continue
+        if tender.points is not None:
+            raise _bad_tender(where, "只有积分付款填写积分数", "only a points tender states points")
+        if tender.amount is None or tender.amount.fen <= 0:
+            raise _bad_tender(where, "金额必须大于 0", "the amount must be more than 0")
+        plan = _TenderPlan(kind=kind, amount_fen=tender.amount.fen, external_ref=external_ref)
+        if tender.received is not None:
+            if tender.received.fen < tender.amount.fen:
+                raise ValidationFailed(
+                    "sales.cash_short",
+                    zh=f"{where}：实收 {tender.received} 少于应收 {tender.amount}。",
+                    en=f"{where}: received {tender.received} is less than the amount {tender.amount}.",
+                    field="tenders",
+                )
+            plan.received_fen = tender.received.fen
+            plan.change_fen = tender.received.fen - tender.amount.fen
+        plans.append(plan)
+    tendered = sum(p.amount_fen for p in plans)
+    if tendered != bill.payable_total_fen:
+        raise ValidationFailed(
+            "sales.tender_mismatch",
+            zh=f"付款合计 {Money(tendered)} 与应付 {Money(bill.payable_total_fen)} 不符。",
+            en=f"The tenders add up to {Money(tendered)}, the bill's payable is {Money(bill.payable_total_fen)}.",
+            field="tenders",
+            extra={"payable_fen": bill.payable_total_fen, "tendered_fen": tendered},
+        )
+    return plans
+
+
+def _points_plan(where: str, tender: TenderInput, bill: Bill, settings: SalesSettings) -> _TenderPlan:
+    points = tender.points
+    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+        raise _bad_tender(where, "积分数必须是正整数", "points must be a positive whole number")
+    per_yuan = int(bill.member_snapshot.get("points_per_yuan_offset") or settings.points_per_yuan_offset)
+    value = points_offset_value_fen(points, per_yuan)
+    if value is None:
+        raise ValidationFailed(
+            "sales.points_not_whole_fen",
+            zh=f"{where}：{points} 积分按每元 {per_yuan} 积分折算不是整分，请调整积分数。",
+            en=f"{where}: {points} points at {per_yuan} points per 元 is not a whole number of fen.",
+            field="tenders",
+        )
+    if tender.amount is not None and tender.amount.fen != value:
+        raise _bad_tender(where, f"积分抵扣金额应为 {Money(value)}", f"the points are worth {Money(value)}")
+    cap = points_offset_cap_fen(bill.payable_total_fen, settings.points_offset_cap_bp)
+    if value > cap:
+        raise ValidationFailed(
+            "sales.points_offset_cap",
+            zh=f"{where}：积分最多抵扣应付的 {settings.points_offset_cap_bp / 100:g}%（{Money(cap)}）。",
+            en=f"{where}: points may pay at most {settings.points_offset_cap_bp / 100:g}% of the payable ({Money(cap)}).",
+            field="tenders",
+            extra={"cap_fen": cap, "value_fen": value},
+        )
+    return _TenderPlan(kind=TenderKind.POINTS, amount_fen=value, points=points)
+
+
+def _bad_tender(where: str, zh: str, en: str) -> ValidationFailed:
+    return ValidationFailed("sales.invalid_tender", zh=f"{where}：{zh}。", en=f"{where}: {en}.", field="tenders")
+
+
+# --- refunds ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RefundContext:
+    """What a refund hook sees: the refund, the bill, and what is refunded per line (quantities)."""
+
+    actor: Actor
+    refund: Refund
+    bill: Bill
+    quantities: dict[int, int]  # bill line id -> quantity refunded now
+    is_full: bool
+
+
+# Extension point for coupons (return if still valid), count-card sessions and commissions (S-22, S-25):
+# each hook runs inside the refund's transaction after the money and points are posted.
+REFUND_HOOKS: list[Callable[[RefundContext], None]] = []
+
+
+def bill_refund(
+    *,
+    actor: Actor,
+    bill: Bill,
+    lines: Sequence[tuple[int, int]] | None = None,
+    destination: str = RefundDestination.ORIGINAL,
+    reason: str,
+    idempotency_key: str,
+) -> Refund:
+    """Refund a completed bill: all of it (``lines=None``) or ``[(line_id, quantity), …]``.
+
+    Reverses exactly what the bill did for the part refunded: the tenders in proportion (largest
+    remainder), stored value to principal and bonus as charged, the offset points back, the earned
+    points and growth taken back. ``destination="stored_value"`` puts the external tenders' share into
+    the member's principal instead of back to cash/card/WeChat/Alipay.
+    """
+    actor.require(Perm.REFUND)
+    key = _check_key(idempotency_key)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed(
+            "input.required", zh="退款原因：必填。", en="reason: this field is required.", field="reason"
+        )
+    if len(reason) > 200:
+        raise ValidationFailed(
+            "input.too_long", zh="退款原因：最多 200 个字符。", en="reason: at most 200 characters.", field="reason"
+        )
+    if destination not in RefundDestination.values:
+        raise ValidationFailed(
+            "refund.invalid_destination",
+            zh=f"退款去向：{destination!r} 无效。",
+            en=f"destination: {destination!r} is not valid.",
+            field="destination",
+        )
+    requested = _requested_quantities(lines)
+    request_hash = canonical_hash(
+        {
+            "op": "sales.bill_refund",
+            "bill": bill.pk,
+            "lines": sorted(requested.items()) if requested is not None else None,
+            "destination": destination,
+            "reason": reason,
+        }
+    )
+    replay = _refund_replay(actor, key, request_hash)
+    if replay is not None:
+        return replay
+    try:
+        with transaction.atomic():
+            return _refund(actor, bill, requested, destination, reason, key, request_hash)
+    except IntegrityError:
+        replay = _refund_replay(actor, key, request_hash)
+        if replay is None:
+            raise
+        return replay
+
+
+def _requested_quantities(lines: Sequence[tuple[int, int]] | None) -> dict[int, int] | None:
+    if lines is None:
+        return None
+    requested: dict[int, int] = {}
+    for line_id, quantity in lines:
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+            raise ValidationFailed(
+                "refund.invalid_quantity",
+                zh="退款数量必须是正整数。",
+                en="Refund quantities must be positive whole numbers.",
+                field="lines",
+            )
+        requested[int(line_id)] = requested.get(int(line_id), 0) + quantity
+    if not requested:
+        raise ValidationFailed(
+            "refund.no_lines", zh="请选择要退款的项目。", en="Choose the lines to refund.", field="lines"
+        )
+    return requested
+
+
+def _refund(
+    actor: Actor,
+    bill: Bill,
+    requested: dict[int, int] | None,
+    destination: str,
+    reason: str,
+    key: str,
+    request_hash: str,
+) -> Refund:
+    locked = _lock_bill(actor, bill)
+    # A twin request may have made this refund while we waited for the lock.
+    replay = _refund_replay(actor, key, request_hash)
+    if replay is not None:
+        return replay
+    if locked.status != BillStatus.COMPLETED:
+        raise Conflict(
+            "refund.bill_not_completed",
+            zh=f"消费单 {locked.number} 未结账，不能退款。",
+            en=f"Bill {locked.number} is not completed and cannot be refunded.",
+        )
+    member = locked.member
+    if destination == RefundDestination.STORED_VALUE and member is None:
+        raise ValidationFailed(
+            "sales.member_required",
+            zh="散客消费不能退到储值。",
+            en="A walk-in customer's bill cannot be refunded to stored value.",
+            field="destination",
+        )
+    lines = {line.pk: line for line in locked.lines.order_by("pk")}
+    quantities = _refund_quantities(lines, requested)
+    earlier = locked.refunds.exists()
+    is_full = not earlier and all(quantities.get(pk, 0) == line.quantity for pk, line in lines.items())
+    tenders = list(locked.tenders.order_by("pk"))
+    store = locked.store
+
+    refund = Refund.objects.create(
+        organisation=locked.organisation,
+        store=store,
+        bill=locked,
+        destination=destination,
+        reason=reason,
+        is_full=is_full,
+        idempotency_key=key,
+        request_hash=request_hash,
+        created_by=actor.staff,
+    )
+
+    # What each line gives back: money, earning and earned points, by cumulative floor.
+    refund_lines: list[RefundLine] = []
+    for pk, quantity in quantities.items():
+        line = lines[pk]
+        refund_lines.append(
+            RefundLine(
+                refund=refund,
+                line=line,
+                quantity=quantity,
+                amount_fen=prorate_cumulative(line.line_total_fen, line.refunded_quantity, quantity, line.quantity),
+                earning_fen=prorate_cumulative(line.earning_fen, line.refunded_quantity, quantity, line.quantity),
+                points_taken_back=prorate_cumulative(
+                    line.points_earned, line.refunded_quantity, quantity, line.quantity
+                ),
+            )
+        )
+    amount = sum(r.amount_fen for r in refund_lines)
+    completes = all(line.refunded_quantity + quantities.get(pk, 0) == line.quantity for pk, line in lines.items())
+    parts = _refund_tender_parts(refund, tenders, amount, completes, destination)
+
+    # 1. The store's sales accounts, then the CNY journal (the wallet is locked inside it).
+    accounts = _locked_store_accounts(store, [t.kind for t in tenders])
+    if amount > 0:
+        if is_full and destination == RefundDestination.ORIGINAL and locked.cny_journal is not None:
+            refund.cny_journal = journal_reverse(
+                journal=locked.cny_journal,
+                code="sales.refund",
+                staff_id=_staff_id(actor),
+                idempotency_key=_derived_key(key, "cny"),
+                memo=f"refund {locked.number}",
+            )
+        else:
+            refund.cny_journal = journal_post(
+                organisation_id=locked.organisation_id,
+                code="sales.refund",
+                entries=_refund_legs(locked, parts, accounts, amount, destination),
+                reference_type=BILL_REFERENCE,
+                reference_id=str(locked.pk),
+                staff_id=_staff_id(actor),
+                store_id=store.pk,
+                idempotency_key=_derived_key(key, "cny"),
+                memo=f"refund {locked.number}",
+            )
+
+    # 2. Points: the offset comes back, the earned points go (see ``_refund_points``).
+    taken = sum(r.points_taken_back for r in refund_lines)
+    points_back = sum(p.points for p in parts)
+    if member is not None:
+        _refund_points(actor, locked, refund, member, points_back=points_back, taken=taken, key=key)
+    growth_back = sum(r.earning_fen for r in refund_lines)
+    if member is not None and growth_back > 0 and locked.growth_journal is not None:
+        refund.growth_journal = growth_add(
+            actor=actor,
+            member=member,
+            amount_fen=-growth_back,
+            reference_type=BILL_REFERENCE,
+            reference_id=str(locked.pk),
+            idempotency_key=_derived_key(key, "grw"),
+        )
+
+    # 3. The rows: what was refunded, so nothing can be refunded twice.
+    RefundLine.objects.bulk_create(refund_lines)
+    RefundTender.objects.bulk_create(parts)
+    for pk, quantity in quantities.items():
+        BillLine.objects.filter(pk=pk).update(refunded_quantity=F("refunded_quantity") + quantity)
+    refund.amount_fen = amount
+    refund.earning_fen = growth_back
+    refund.points_restored = points_back
+    refund.points_taken_back = taken
+    refund.save(
+        update_fields=[
+            "amount_fen",
+            "earning_fen",
+            "points_restored",
+            "points_taken_back",
+            "cny_journal",
+            "points_restore_journal",
+            "points_take_back_journal",
+            "points_reearn_journal",
+            "growth_journal",
+        ]
+    )
+    context = RefundContext(actor=actor, refund=refund, bill=locked, quantities=quantities, is_full=is_full)
+    for hook in REFUND_HOOKS:
+        hook(context)
+    audit_record(
+        actor=actor,
+        action="sales.bill_refund",
+        obj=locked,
+        detail={
+            "refund": refund.pk,
+            "amount_fen": amount,
+            "destination": destination,
+            "lines": sorted(quantities.items()),
+            "tenders": [[p.tender.kind, p.amount_fen, p.principal_fen, p.bonus_fen, p.points] for p in parts],
+            "reason": reason,
+        },
+    )
+    return refund
+
+
+def _refund_points(
+    actor: Actor, bill: Bill, refund: Refund, member: Member, *, points_back: int, taken: int, key: str
+) -> None:
+    """Give back the offset points and take back the earned points of the refunded part.
+
+    A bill refunded in full at once undoes its journals exactly: ``points_restore`` puts the offset
+    back on the very lots it came from, ``points_take_back`` reverses the earning (the balance may go
+    negative, S-22). The loyalty services reverse whole journals only, so a partial refund
+    (or a later one) does this instead:
+
+    - the offset share is credited back with ``points_earn`` (source ``sales.refund_offset``, a new lot);
+    - the earned points are "reversed and rebooked": the bill's current earning is taken back whole and
+      what still belongs to the unrefunded lines is earned again, on the original earning date (so it
+      keeps its expiry). Net effect: exactly the refunded share leaves the balance, debt rules intact.
+    """
+    whole = refund.is_full
+    if points_back > 0 and bill.points_spend_journal is not None:
+        if whole:
+            refund.points_restore_journal = points_restore(
+                actor=actor,
+                spend_journal=bill.points_spend_journal,
+                idempotency_key=_derived_key(key, "pts-restore"),
+            )
+        else:
+            lot = points_earn(
+                actor=actor,
+                member=member,
+                points=points_back,
+                source_code="sales.refund_offset",
+                reference_type=BILL_REFERENCE,
+                reference_id=str(bill.pk),
+                idempotency_key=_derived_key(key, "pts-restore"),
+            )
+            refund.points_restore_journal_id = lot.journal_id if lot is not None else None
+    if taken <= 0:
+        return
+    current, still_earned = _current_earning(bill)
+    if current is None:
+        return
+    refund.points_take_back_journal = points_take_back(
+        actor=actor, earn_journal=current, idempotency_key=_derived_key(key, "pts-take-back")
+    )
+    remainder = still_earned - taken
+    if remainder > 0:
+        lot = points_earn(
+            actor=actor,
+            member=member,
+            points=remainder,
+            source_code="sales.bill",
+            reference_type=BILL_REFERENCE,
+            reference_id=str(bill.pk),
+            idempotency_key=_derived_key(key, "pts-rebook"),
+            earned_on=_earned_on(current),
+        )
+        refund.points_reearn_journal_id = lot.journal_id if lot is not None else None
+
+
+def _current_earning(bill: Bill) -> tuple[Journal | None, int]:
+    """The journal now holding the bill's earned points (the bill's, or the last rebooking) and how many
+    points of the bill are still earned."""
+    earlier = list(
+        bill.refunds.order_by("pk").values_list(
+            "points_taken_back", "points_take_back_journal_id", "points_reearn_journal_id"
+        )
+    )
+    still_earned = bill.points_earned - sum(row[0] for row in earlier)
+    journal_id = bill.points_earn_journal_id
+    for _taken, take_back_id, reearn_id in earlier:
+        if take_back_id is not None:
+            journal_id = reearn_id
+    if journal_id is None or still_earned <= 0:
+        return None, 0
+    return Journal.objects.get(pk=journal_id), still_earned
+
+
+def _earned_on(earn_journal: Journal) -> date | None:
+    return PointsLot.objects.filter(journal=earn_journal).values_list("earned_on", flat=True).first()
+
+
+def _refund_quantities(lines: dict[int, BillLine], requested: dict[int, int] | None) -> dict[int, int]:
+    if requested is None:
+        quantities = {pk: line.remaining_quantity for pk, line in lines.items() if line.remaining_quantity > 0}
+    else:
+        unknown = sorted(set(requested) - set(lines))
+        if unknown:
+            raise NotFound(
+                "refund.line_not_found",
+                zh=f"消费单中没有明细 {unknown}。",
+                en=f"The bill has no line(s) {unknown}.",
+                extra={"lines": unknown},
+            )
+        quantities = dict(requested)
+    for pk, quantity in quantities.items():
+        line = lines[pk]
+        if quantity > line.remaining_quantity:
+            raise ApplicationError(
+                "refund.exceeds_paid",
+                zh=f"{line.name}：最多还能退 {line.remaining_quantity} 件，申请退 {quantity} 件。",
+                en=f"{line.name}: at most {line.remaining_quantity} left to refund, {quantity} asked.",
+                field="lines",
+                extra={"line": pk, "remaining": line.remaining_quantity, "requested": quantity},
+            )
+    if not quantities:
+        raise ApplicationError(
+            "refund.exceeds_paid",
+            zh="这张消费单已全部退款。",
+            en="This bill has already been refunded in full.",
+            field="lines",
+        )
+    return quantities
+
+
+def _refund_tender_parts(
+    refund: Refund, tenders: list[Tender], amount: int, completes: bool, destination: str
+) -> list[RefundTender]:
+    """Split the refunded amount over the original tenders.
+
+    In proportion to what each tender paid (largest remainder), never more than a tender has left; the
+    refund that completes the bill gives back exactly what is left of each. Stored value comes back to
+    principal and bonus in the proportion charged, points at the rate they were used.
+    """
+    if amount <= 0 or not tenders:
+        return []
+    done = _refunded_so_far(tenders)
+    left = [t.amount_fen - done[t.pk]["amount"] for t in tenders]
+    shares = left if completes else _capped_allocation(amount, [t.amount_fen for t in tenders], left)
+    parts: list[RefundTender] = []
+    for tender, share in zip(tenders, shares, strict=True):
+        if share <= 0:
+            continue
+        before = done[tender.pk]
+        part = RefundTender(refund=refund, tender=tender, amount_fen=share, destination=destination)
+        if tender.kind == TenderKind.STORED_VALUE:
+            if completes:
+                principal = tender.principal_fen - before["principal"]
+            else:
+                principal, _bonus = _capped_allocation(
+                    share,
+                    [tender.principal_fen, tender.bonus_fen],
+                    [tender.principal_fen - before["principal"], tender.bonus_fen - before["bonus"]],
+                )
+            part.principal_fen, part.bonus_fen = principal, share - principal
+            part.destination = RefundDestination.ORIGINAL  # stored value always goes back to the wallet
+        elif tender.kind == TenderKind.POINTS:
+            part.points = prorate_cumulative(tender.points_used, before["amount"], share, tender.amount_fen)
+            part.destination = RefundDestination.ORIGINAL  # points always come back as points
+        parts.append(part)
+    return parts
+
+
+def _capped_allocation(total: int, weights: list[int], caps: list[int]) -> list[int]:
+    """Largest-remainder split of ``total`` by ``weights``, then any part above its cap moved to the
+    parts with room, first come first served. Requires ``total <= sum(caps)``."""
+    shares = allocate_int(total, weights)
+    excess = 0
+    for index, cap in enumerate(caps):
+        if shares[index] > cap:
+            excess += shares[index] - cap
+            shares[index] = cap
+    for index, cap in enumerate(caps):
+        if excess == 0:
+            break
+        room = cap - shares[index]
+        if room > 0:
+            moved = min(room, excess)
+            shares[index] += moved
+            excess -= moved
+    if excess:
+        raise ValueError("refund exceeds what the tenders have left")
+    return shares
+
+
+def _refunded_so_far(tenders: list[Tender]) -> dict[int, dict[str, int]]:
+    done = {t.pk: {"amount": 0, "principal": 0, "bonus": 0, "points": 0} for t in tenders}
+    rows = RefundTender.objects.filter(tender__in=tenders).values_list(
+        "tender_id", "amount_fen", "principal_fen", "bonus_fen", "points"
+    )
+    for tender_id, amount_fen, principal_fen, bonus_fen, points in rows:
+        row = done[tender_id]
+        row["amount"] += amount_fen
+        row["principal"] += principal_fen
+        row["bonus"] += bonus_fen
+        row["points"] += points
+    return done
+
+
+def _refund_legs(
+    bill: Bill, parts: list[RefundTender], accounts: dict[str, Account], amount: int, destination: str
+) -> list[Leg]:
+    """The mirror of the bill's CNY legs for the refunded part, with external money redirected to the
+    member's principal when the refund goes to stored value."""
+    legs: list[Leg] = []
+    to_wallet_principal = 0
+    principal = bonus = 0
+    for part in parts:
+        kind = part.tender.kind
+        if kind in EXTERNAL_TENDERS:
+            if destination == RefundDestination.STORED_VALUE:
+                to_wallet_principal += part.amount_fen
+            else:
+                legs.append(Leg(accounts[f"tender_{kind}"], part.amount_fen))
+        elif kind == TenderKind.STORED_VALUE:
+            principal += part.principal_fen
+            bonus += part.bonus_fen
+        elif kind == TenderKind.POINTS:
+            legs.append(Leg(accounts["points_offset"], part.amount_fen))
+    if principal or bonus or to_wallet_principal:
+        assert bill.member is not None
+        legs.extend(
+            wallet_refund_legs(member=bill.member, principal=Money(principal + to_wallet_principal), bonus=Money(bonus))
+        )
+    legs.append(Leg(accounts["revenue"], -amount))
+    return legs
+
+
+def _refund_replay(actor: Actor, key: str, request_hash: str) -> Refund | None:
+    first = Refund.objects.filter(organisation=actor.organisation, idempotency_key=key).first()
+    if first is None:
+        return None
+    if first.request_hash != request_hash:
+        raise conflict_error(key)
+    return first
+
+
+# --- settings -----------------------------------------------------------------------------------------
+
+
+def sales_settings_for(store: Store) -> SalesSettings:
+    """The store's checkout rules; the defaults (unsaved) when the store has not set any."""
+    found = SalesSettings.objects.filter(store=store).first()
+    return found if found is not None else SalesSettings(store=store)
+
+
+def sales_settings_save(
+    *,
+    actor: Actor,
+    store: Store,
+    manual_discount_floor_bp: int | None = None,
+    points_offset_cap_bp: int | None = None,
+    points_per_yuan_offset: int | None = None,
+) -> SalesSettings:
+    """Change a store's checkout rules (store managers of that store, HQ)."""
+    actor.require(Perm.STORE_PRICE_SET)
+    store = store_get(actor, store.pk)
+    with transaction.atomic():
+        row, _ = SalesSettings.objects.select_for_update().get_or_create(store=store)
+        changes: dict[str, int] = {}
+        for name, value, low, high in (
+            ("manual_discount_floor_bp", manual_discount_floor_bp, 0, 10_000),
+            ("points_offset_cap_bp", points_offset_cap_bp, 0, 10_000),
+            ("points_per_yuan_offset", points_per_yuan_offset, 1, 1_000_000),
+        ):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValidationFailed(
+                    "sales.invalid_setting",
+                    zh=f"{name}：应为 {low} 到 {high} 的整数。",
+                    en=f"{name}: a whole number from {low} to {high}.",
+                    field=name,
+                )
+            setattr(row, name, value)
+            changes[name] = value
+        row.save()
+        audit_record(actor=actor, action="sales.settings_save", obj=store, detail=changes)
+    return row
+
+
+# --- internals ------------------------------------------------------------------------------------------
+
+
+def _check_key(key: str) -> str:
+    return validate_key(key)
+
+
+def _derived_key(key: str, suffix: str) -> str:
+    """``<key>:<suffix>`` for the journals of one operation; a long key is shortened to its SHA-256 so the
+    result stays inside the ledger's 128 characters."""
+    base = key if len(key) <= _DERIVED_KEY_BASE_MAX else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return f"{base}:{suffix}"
+
+
+def _staff_id(actor: Actor) -> int | None:
+    return actor.staff.pk if actor.staff is not None else None
+
+
+def _zone(store: Store) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(store.time_zone or "Asia/Shanghai")
+
+
+def _bills_in_scope(actor: Actor) -> QuerySet[Bill]:
+    qs = Bill.objects.filter(organisation=actor.organisation)
+    if actor.staff is not None and not actor.staff.sees_all_stores:
+        qs = qs.filter(store__in=stores_visible(actor))
+    return qs
+
+
+def _lock_bill(actor: Actor, bill: Bill) -> Bill:
+    try:
+        return (
+            _bills_in_scope(actor)
+            .select_for_update(of=("self",))
+            .select_related("store", "member", "organisation")
+            .get(pk=bill.pk)
+        )
+    except Bill.DoesNotExist:
+        raise not_found("sales.bill_not_found", "消费单", "Bill") from None
+
+
+def _lock_open_bill(actor: Actor, bill: Bill) -> Bill:
+    locked = _lock_bill(actor, bill)
+    _require_open(locked)
+    return locked
+
+
+def _require_open(bill: Bill) -> None:
+    if bill.status != BillStatus.OPEN:
+        raise Conflict(
+            "sales.bill_not_open",
+            zh=f"消费单 {bill.number} 已{bill.get_status_display()}，不能再修改。",
+            en=f"Bill {bill.number} is {bill.status} and can no longer be changed.",
+        )
+
+
+def _bill_replay(actor: Actor, key: str, request_hash: str) -> Bill | None:
+    first = (
+        Bill.objects.filter(organisation=actor.organisation, idempotency_key=key)
+        .select_related("store", "member")
+        .first()
+    )
+    if first is None:
+        return None
+    if first.request_hash != request_hash or first.status != BillStatus.COMPLETED:
+        raise conflict_error(key)
+    return first
+
+
+def _checkout_store(actor: Actor) -> Store:
+    if actor.store is None:
+        raise ValidationFailed(
+            "sales.store_required",
+            zh="请先选择当前门店。",
+            en="Choose the current store first.",
+            field="store",
+        )
+    store = store_get(actor, actor.store.pk)
+    if not store.is_active:
+        raise Conflict("sales.store_inactive", zh=f"门店 {store} 已停用。", en=f"Store {store} is not active.")
+    return store
+
+
+def _checkout_member(actor: Actor, member: Member | None) -> Member | None:
+    if member is None:
+        return None
+    found = member_get(actor, member.pk)
+    if found.status != MemberStatus.ACTIVE:
+        raise Conflict(
+            "sales.member_inactive",
+            zh=f"会员 {found} 不是正常状态，不能消费。",
+            en=f"Member {found} is not active.",
+            field="member",
+        )
+    return found
+
+
+def _member_snapshot(member: Member | None) -> dict[str, Any]:
+    """The member's tier and price rules at the time of the bill. Placeholders until the tier issue:
+    it adds the tier code, name, discount and ``points_per_yuan_offset`` here."""
+    if member is None:
+        return {}
+    return {"member_no": member.member_no, "tier": None, "tier_name": ""}
+
+
+def _insert_bill(
+    actor: Actor,
+    store: Store,
+    member: Member | None,
+    *,
+    key: str | None,
+    request_hash: str,
+    lines: Sequence[BillLine] = (),
+) -> Bill:
+    """Insert the bill (numbered, with the totals of ``lines``) and point the lines at it."""
+    bill = Bill(
+        organisation=actor.organisation,
+        store=store,
+        member=member,
+        number=_next_number(store),
+        created_by=actor.staff,
+        member_snapshot=_member_snapshot(member),
+        idempotency_key=key,
+        request_hash=request_hash,
+    )
+    _apply_totals(bill, lines)
+    bill.save(force_insert=True)
+    for line in lines:
+        line.bill = bill
+    return bill
+
+
+def _next_number(store: Store) -> str:
+    sequence, _ = BillSequence.objects.select_for_update().get_or_create(store=store)
+    number = sequence.next_value
+    BillSequence.objects.filter(pk=sequence.pk).update(next_value=F("next_value") + 1)
+    return f"{store.code.upper()}-{number:06d}"
+
+
+def _items_by_id(actor: Actor, item_ids: list[int]) -> dict[int, Item]:
+    found = {
+        item.pk: item
+        for item in Item.objects.filter(organisation=actor.organisation, pk__in=set(item_ids)).select_related(
+            "category"
+        )
+    }
+    missing = sorted(set(item_ids) - set(found))
+    if missing:
+        raise NotFound(
+            "catalog.item_not_found",
+            zh=f"找不到项目或产品 {missing}。",
+            en=f"Item(s) {missing} not found.",
+            field="lines",
+            extra={"items": missing},
+        )
+    return found
+
+
+def _staff_by_id(actor: Actor, staff_ids: list[int]) -> dict[int, Staff]:
+    if not staff_ids:
+        return {}
+    found = {s.pk: s for s in Staff.objects.filter(organisation=actor.organisation, pk__in=set(staff_ids))}
+    missing = sorted(set(staff_ids) - set(found))
+    if missing:
+        raise NotFound(
+            "staff.not_found",
+            zh=f"找不到员工 {missing}。",
+            en=f"Staff member(s) {missing} not found.",
+            field="lines",
+            extra={"staff": missing},
+        )
+    return found
+
+
+def _pricing_context(
+    actor: Actor, store: Store, member: Member | None, snapshot: dict[str, Any], items: list[Item]
+) -> PricingContext:
+    return PricingContext(
+        actor=actor,
+        store=store,
+        member=member,
+        settings=sales_settings_for(store),
+        store_prices=store_prices(store, [item.pk for item in items]),
+        member_info=dict(snapshot),
+    )
+
+
+def _build_line(
+    ctx: PricingContext,
+    item: Item,
+    *,
+    quantity: int,
+    performed_by: Staff | None,
+    sold_by: Staff | None,
+    unit_price: Money | None,
+    approver: Staff | None,
+    approval_pin: str,
+) -> BillLine:
+    """A priced, unsaved line (the caller sets its bill). Checks the item, quantity and staff; prices it
+    through the pipeline."""
+    organisation_id = ctx.store.organisation_id
+    if item.organisation_id != organisation_id:
+        raise not_found("catalog.item_not_found", "项目或产品", "Item")
+    if not item.is_active:
+        raise ValidationFailed(
+            "sales.item_inactive", zh=f"{item.name} 已停售。", en=f"{item.name} is no longer sold.", field="item"
+        )
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= MAX_QUANTITY:
+        raise ValidationFailed(
+            "sales.invalid_quantity",
+            zh=f"数量：应为 1 到 {MAX_QUANTITY} 的整数。",
+            en=f"quantity: a whole number from 1 to {MAX_QUANTITY}.",
+            field="quantity",
+        )
+    for field_name, person in (("performed_by", performed_by), ("sold_by", sold_by), ("approver", approver)):
+        if person is not None and (person.organisation_id != organisation_id or not person.is_active):
+            raise ValidationFailed(
+                "sales.invalid_staff",
+                zh=f"{field_name}：不是本机构的在职员工。",
+                en=f"{field_name}: not an active staff member of this organisation.",
+                field=field_name,
+            )
+    draft = price_line(
+        ctx,
+        LineDraft(
+            item=item, quantity=quantity, requested_price=unit_price, approver=approver, approval_pin=approval_pin
+        ),
+    )
+    if draft.unit_price_fen > draft.list_price_fen:
+        raise ValueError(f"pricing raised {item} above its list price")
+    return BillLine(
+        item=item,
+        kind=item.kind,
+        name=item.name,
+        quantity=quantity,
+        list_price_fen=draft.list_price_fen,
+        unit_price_fen=draft.unit_price_fen,
+        line_total_fen=draft.line_total_fen,
+        price_steps=draft.steps,
+        earning_category=item.category.earning_category,
+        commission_category=item.category.commission_category,
+        performed_by=performed_by,
+        sold_by=sold_by,
+        approved_by=draft.approved_by,
+    )
+
+
+def _audit_manual_price(actor: Actor, bill: Bill, lines: list[BillLine]) -> None:
+    for line in lines:
+        manual = next((s for s in line.price_steps if s["step"] == "manual_adjustment"), None)
+        if manual is None:
+            continue
+        audit_record(
+            actor=actor,
+            action="sales.price_override",
+            obj=bill,
+            detail={
+                "line": line.pk,
+                "item": line.item_id,
+                "list_price_fen": line.list_price_fen,
+                "unit_price_fen": line.unit_price_fen,
+                "approved_by": line.approved_by_id,
+            },
+        )
+
+
+def _apply_totals(bill: Bill, lines: Sequence[BillLine]) -> None:
+    bill.list_total_fen = sum(line.list_price_fen * line.quantity for line in lines)
+    bill.payable_total_fen = sum(line.line_total_fen for line in lines)
+    bill.discount_total_fen = bill.list_total_fen - bill.payable_total_fen
+
+
+def _recompute_totals(bill: Bill) -> None:
+    _apply_totals(bill, list(bill.lines.all()))
+    bill.save(update_fields=["list_total_fen", "payable_total_fen", "discount_total_fen"])
+
+
+def _locked_store_accounts(store: Store, tender_kinds: Sequence[str]) -> dict[str, Account]:
+    """The store's accounts a checkout or refund posts to, by kind, with their balance rows locked in
+    primary-key order (the ledger's own order) — the first lock of every sales posting (see the module
+    docstring). One query once the accounts exist."""
+    kinds = {"revenue", *(f"tender_{kind}" for kind in tender_kinds if kind in EXTERNAL_TENDERS)}
+    if TenderKind.POINTS in tender_kinds:
+        kinds.add("points_offset")
+    accounts = {
+        balance.account.kind: balance.account
+        for balance in Balance.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .filter(
+            account__organisation_id=store.organisation_id,
+            account__owner_type="store",
+            account__owner_id=store.pk,
+            account__asset=CNY,
+            account__kind__in=kinds,
+        )
+        .order_by("account_id")
+    }
+    missing = sorted(kinds - set(accounts))
+    if missing:
+        created = {kind: store_account(store=store, kind=kind) for kind in missing}
+        list(
+            Balance.objects.select_for_update()
+            .filter(account_id__in=[a.pk for a in created.values()])
+            .order_by("account_id")
+            .values_list("pk")
+        )
+        accounts.update(created)
+    return accounts
