@@ -74,7 +74,7 @@ audit: setup
 	$(VENV)/bin/pip-audit -r requirements.lock --no-deps --disable-pip --progress-spinner off $(if $(AUDIT_STRICT),--strict,)
 
 bench: setup
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 # Regenerate requirements.lock from pyproject.toml (run after changing a dependency).
 lock:
