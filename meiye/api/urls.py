@@ -5,16 +5,37 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from meiye.api.views.base import not_found
+from meiye.api.views.catalog import CategoryViewSet, ItemViewSet, StorePriceView
 from meiye.api.views.members import MemberViewSet
 from meiye.api.views.org import MeView, StaffViewSet, StoreViewSet
+from meiye.api.views.sales import BillViewSet, DailyCloseView
+from meiye.api.views.wallet import (
+    PointsHistoryView,
+    PointsLotsView,
+    PointsView,
+    RechargeView,
+    WalletHistoryView,
+    WalletView,
+)
 
 router = SimpleRouter()
 router.register("members", MemberViewSet, basename="member")
 router.register("stores", StoreViewSet, basename="store")
 router.register("staff", StaffViewSet, basename="staff")
+router.register("categories", CategoryViewSet, basename="category")
+router.register("items", ItemViewSet, basename="item")
+router.register("bills", BillViewSet, basename="bill")
 
 v1_patterns = [
     path("me/", MeView.as_view(), name="me"),
+    path("members/<int:pk>/wallet/", WalletView.as_view(), name="member-wallet"),
+    path("members/<int:pk>/wallet/history/", WalletHistoryView.as_view(), name="member-wallet-history"),
+    path("members/<int:pk>/wallet/recharge/", RechargeView.as_view(), name="member-wallet-recharge"),
+    path("members/<int:pk>/points/", PointsView.as_view(), name="member-points"),
+    path("members/<int:pk>/points/lots/", PointsLotsView.as_view(), name="member-points-lots"),
+    path("members/<int:pk>/points/history/", PointsHistoryView.as_view(), name="member-points-history"),
+    path("stores/<int:store_id>/daily-close/", DailyCloseView.as_view(), name="store-daily-close"),
+    path("stores/<int:store_id>/prices/<int:item_id>/", StorePriceView.as_view(), name="store-price"),
     *router.urls,
 ]
 

@@ -14,7 +14,9 @@ from meiye.org.context import Actor
 from meiye.org.models import Store
 from meiye.org.roles import Perm
 
-_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+CATEGORY_CODE_MAX = 32
+ITEM_CODE_MAX = 40
 
 
 def _check_choice(value: str, choices: type, field: str) -> str:
@@ -28,12 +30,12 @@ def _check_choice(value: str, choices: type, field: str) -> str:
     return value
 
 
-def _check_code(code: str) -> str:
-    if not _CODE_RE.match(code or ""):
+def _check_code(code: str, max_length: int) -> str:
+    if not _CODE_RE.match(code or "") or len(code) > max_length:
         raise ValidationFailed(
             "catalog.invalid_code",
-            zh="编码：小写字母或数字开头，只含小写字母、数字、- 和 _，最多 40 个字符。",
-            en="code: lowercase letters, digits, - and _ only, at most 40 characters.",
+            zh=f"编码：小写字母或数字开头，只含小写字母、数字、- 和 _，最多 {max_length} 个字符。",
+            en=f"code: lowercase letters, digits, - and _ only, at most {max_length} characters.",
             field="code",
         )
     return code
@@ -59,7 +61,7 @@ def category_save(
     is_active: bool = True,
 ) -> Category:
     actor.require(Perm.CATALOG_MANAGE)
-    _check_code(code)
+    _check_code(code, CATEGORY_CODE_MAX)
     _check_choice(kind, ItemKind, "kind")
     _check_choice(earning_category, EarningCategory, "earning_category")
     _check_choice(commission_category, CommissionCategory, "commission_category")
@@ -98,7 +100,7 @@ def item_save(
 ) -> Item:
     """Create or update (by code) a service or product; its kind follows its category."""
     actor.require(Perm.CATALOG_MANAGE)
-    _check_code(code)
+    _check_code(code, ITEM_CODE_MAX)
     if category.organisation_id != actor.organisation.pk:
         raise ValidationFailed("catalog.invalid_category", zh="分类无效。", en="category: not found.", field="category")
     if not name.strip():

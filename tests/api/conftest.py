@@ -42,3 +42,7 @@ def reception_api(client_for: Callable[..., APIClient], receptionist: Staff) -> 
 @pytest.fixture
 def hq_api(client_for: Callable[..., APIClient], hq_admin: Staff) -> APIClient:
     return client_for(hq_admin)
+
+
+# Catalogue, bills and wallet fixtures (reference configuration of the scenarios).
+from tests.api.conftest_sales import *  # noqa: E402, F403

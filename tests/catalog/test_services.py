@@ -95,3 +95,16 @@ def test_price_parsed_from_yuan_never_float():
     assert Money.parse("298") == Money(29800)
     with pytest.raises(ValidationFailed):
         Money.parse("2.985")
+
+
+def test_category_code_longer_than_its_column_is_refused(hq_admin, actor_for):
+    with pytest.raises(ValidationFailed) as exc:
+        category_save(
+            actor=actor_for(hq_admin),
+            code="c" * 33,
+            name="过长",
+            kind="service",
+            earning_category="basic_care",
+            commission_category="service",
+        )
+    assert exc.value.field == "code"

@@ -1,0 +1,131 @@
+"""A member's stored value (储值) and points (积分): balances, movements, lots, and recharging.
+
+The member is found through ``members.selectors.member_get`` first, so a member of a store you may not see
+is 404 ``member.not_found`` for every endpoint here, reads and recharge alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from meiye.api import serializers_wallet as s
+from meiye.api.fields import parse_amount
+from meiye.api.idempotency import IDEMPOTENCY_HEADER, idempotent
+from meiye.api.schema import problems
+from meiye.api.views.base import ActorMixin
+from meiye.core.money import Money
+from meiye.loyalty.selectors import growth_balance, points_balance, points_history, points_lots
+from meiye.members.models import Member
+from meiye.members.selectors import member_get
+from meiye.wallet.selectors import wallet_balance, wallet_history
+from meiye.wallet.services import wallet_recharge
+
+WALLET = "wallet"
+POINTS = "points"
+
+
+class _MemberScoped(ActorMixin, generics.GenericAPIView):
+    queryset = Member.objects.none()  # only for the schema (path parameter type); reads go through selectors
+
+    def member(self, pk: int) -> Member:
+        return member_get(self.actor, pk)
+
+
+def _wallet(member: Member) -> dict[str, Any]:
+    return {"member_id": member.pk, "balance": wallet_balance(member)}
+
+
+class WalletView(_MemberScoped):
+    @extend_schema(
+        tags=[WALLET],
+        summary="A member's stored value: principal, bonus and total",
+        responses={200: s.WalletSerializer, **problems(403, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(s.WalletSerializer(_wallet(self.member(pk))).data)
+
+
+class WalletHistoryView(_MemberScoped):
+    @extend_schema(
+        tags=[WALLET],
+        summary="A member's stored-value movements",
+        operation_id="v1_members_wallet_history_list",
+        description="Newest first, one line per journal (recharge, bill, refund, merge …) with the balances after it.",
+        responses={200: s.WalletHistoryLineSerializer(many=True), **problems(403, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        page = self.paginate_queryset(wallet_history(self.member(pk), limit=None))
+        return self.get_paginated_response(s.WalletHistoryLineSerializer(page, many=True).data)
+
+
+class RechargeView(_MemberScoped):
+    @extend_schema(
+        tags=[WALLET],
+        summary="Recharge a member's stored value in the acting store",
+        description="One `wallet.recharge` journal: the tender's store account pays in the principal, the store's "
+        "bonus account the bonus. A recharge earns no points and no growth (they come when the principal is "
+        "spent). Needs `sales.checkout`; requires `Idempotency-Key` (the same key is the recharge's own key).",
+        request=s.RechargeRequestSerializer,
+        responses={201: s.RechargeSerializer, **problems(400, 403, 404, 409)},
+    )
+    @idempotent(required=True)
+    def post(self, request: Request, pk: int) -> Response:
+        member = self.member(pk)
+        form = s.RechargeRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        bonus = parse_amount(data["bonus"], field="bonus") if data.get("bonus") is not None else Money(0)
+        recharge = wallet_recharge(
+            actor=self.actor,
+            member=member,
+            amount=parse_amount(data["amount"], field="amount"),
+            bonus=bonus,
+            tender=data["tender"],
+            external_ref=data["external_ref"],
+            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, ""),
+        )
+        body = s.RechargeSerializer({"recharge": recharge, "wallet": _wallet(member)}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class PointsView(_MemberScoped):
+    @extend_schema(
+        tags=[POINTS],
+        summary="A member's points and growth value",
+        responses={200: s.PointsSerializer, **problems(403, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        member = self.member(pk)
+        growth = growth_balance(member)
+        data = {"member_id": member.pk, "points": points_balance(member), "growth": Money(growth), "growth_fen": growth}
+        return Response(s.PointsSerializer(data).data)
+
+
+class PointsLotsView(_MemberScoped):
+    @extend_schema(
+        tags=[POINTS],
+        summary="A member's open points lots, the first to expire first",
+        operation_id="v1_members_points_lots_list",
+        responses={200: s.PointsLotSerializer(many=True), **problems(403, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        page = self.paginate_queryset(points_lots(self.member(pk)))
+        return self.get_paginated_response(s.PointsLotSerializer(page, many=True).data)
+
+
+class PointsHistoryView(_MemberScoped):
+    @extend_schema(
+        tags=[POINTS],
+        summary="A member's points movements",
+        operation_id="v1_members_points_history_list",
+        description="Newest first, each with the balance after it.",
+        responses={200: s.PointsHistoryLineSerializer(many=True), **problems(403, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        page = self.paginate_queryset(points_history(self.member(pk), limit=None))
+        return self.get_paginated_response(s.PointsHistoryLineSerializer(page, many=True).data)
