@@ -106,6 +106,8 @@ def main() -> None:
             idempotency_key=f"bench-recharge-{member_id}",
         )
     _token, secret = api_token_create(actor=hq, staff=front, name="benchmark")
+    # Lookups sample members of every store, so they use the HQ admin's token (she sees all stores).
+    _token, hq_secret = api_token_create(actor=hq, staff=admin, name="benchmark-lookup")
 
     # One checkout, measured and rolled back.
     body = checkout_body(members[0], item_ids)
@@ -130,6 +132,7 @@ def main() -> None:
         json.dumps(
             {
                 "token": secret,
+                "hq_token": hq_secret,
                 "store_id": store.pk,
                 "members": members,
                 "items": item_ids,

@@ -119,6 +119,7 @@ class Server:
 
 def scenario(info: dict, port: int, args: argparse.Namespace, backend: str, largest: bool) -> list[Result]:
     auth = {"Authorization": f"Bearer {info['token']}", "X-Store-Id": str(info["store_id"])}
+    hq = {"Authorization": f"Bearer {info['hq_token']}"}
     members, items, phones = info["members"], info["items"], info["phones"]
 
     def checkout(client: int, n: int, member: int | None = None):
@@ -138,7 +139,7 @@ def scenario(info: dict, port: int, args: argparse.Namespace, backend: str, larg
         closed_loop(
             "lookup_by_phone",
             port,
-            lambda c, n: ("GET", f"/api/v1/members/lookup/?phone={phones[(c * 131 + n) % len(phones)]}", auth, None),
+            lambda c, n: ("GET", f"/api/v1/members/lookup/?phone={phones[(c * 131 + n) % len(phones)]}", hq, None),
             args.clients,
             args.seconds,
         )
