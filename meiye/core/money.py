@@ -43,6 +43,8 @@ class Money:
             raise _bad_amount(field, str(text))
         if isinstance(text, int):
             return cls.yuan(text)
+        if not isinstance(text, str):
+            raise _bad_amount(field, repr(text))  # floats and everything else: never near money
         raw = str(text).strip().replace("¥", "").replace("￥", "").replace(" ", "")
         match = _AMOUNT_RE.match(raw)
         if not match:

@@ -17,7 +17,8 @@ batch, consent records, tags, referrers), validated with the same ``members.vali
 The one deliberate difference: ONE audit row per batch (action ``member.seed``, with the count and the
 first and last member number) instead of one ``member.create`` plus one ``member.consent`` per record.
 
-Refuses to run unless ``DEBUG`` or ``MEIYE_DEMO`` is on: the demo accounts share a published password.
+Refuses to run with production settings (``SESSION_COOKIE_SECURE`` on) unless ``MEIYE_DEMO=1`` (or ``DEBUG``):
+the demo accounts share a published password.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,16 +140,18 @@ class Command(BaseCommand):
         count = _check_option("--members", options["members"], _member_count)
         batch_size = _check_option("--batch-size", options["batch_size"], _batch_size)
         quiet = bool(options["quiet"]) or options.get("verbosity", 1) == 0
-        if not (settings.DEBUG or getattr(settings, "MEIYE_DEMO", False)):
+        if _looks_like_production():
             raise CommandError(
-                "seed_demo 会创建使用公开演示密码的账号，只能在开发或演示环境运行（设置 MEIYE_DEMO=1）。 / "
-                "seed_demo creates accounts with a published password; run it only in development or a demo "
-                "installation (set MEIYE_DEMO=1)."
+                "这看起来是生产环境（SESSION_COOKIE_SECURE 已开启）。seed_demo 会创建使用公开演示密码的账号，"
+                "只能在开发或演示环境运行；演示服务器请设置 MEIYE_DEMO=1。 / This looks like a production "
+                "installation (SESSION_COOKIE_SECURE is on). seed_demo creates accounts with a published password; "
+                "on a demo server set MEIYE_DEMO=1."
             )
         started = time.monotonic()
         counts = Counts()
         ctx = self._setup(counts)
-        self._seed_members(ctx, counts, count=count, batch_size=batch_size, quiet=quiet)
+        with _large_sqlite_cache():
+            self._seed_members(ctx, counts, count=count, batch_size=batch_size, quiet=quiet)
         if not quiet:
             self._summary(ctx, counts, elapsed=time.monotonic() - started)
 
@@ -381,6 +385,25 @@ class Command(BaseCommand):
             )
 
 
+@contextmanager
+def _large_sqlite_cache() -> Iterator[None]:
+    """SQLite's default page cache (2 MB) makes a million-row seed wait on disk for the random inserts into
+    the phone index; give this connection 256 MB while seeding, then restore it."""
+    conn = connections[router.db_for_write(Member)]
+    if conn.vendor != "sqlite":
+        yield
+        return
+    with conn.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        previous = int(cursor.fetchone()[0])
+        cursor.execute("PRAGMA cache_size = -262144")
+    try:
+        yield
+    finally:
+        with conn.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = {previous:d}")
+
+
 def _insert_rows(model: type[models.Model], field_names: list[str], rows: list[tuple[Any, ...]]) -> None:
     """INSERT plain rows (values already in Python form) in chunks, preparing each value with its field."""
     if not rows:
@@ -398,6 +421,13 @@ def _insert_rows(model: type[models.Model], field_names: list[str], rows: list[t
     with conn.cursor() as cursor:
         for start in range(0, len(prepared), 5000):
             cursor.executemany(sql, prepared[start : start + 5000])
+
+
+def _looks_like_production() -> bool:
+    """Production settings (HTTPS-only cookies) without DEBUG or MEIYE_DEMO. Development, test and benchmark
+    settings pass."""
+    demo_allowed = settings.DEBUG or getattr(settings, "MEIYE_DEMO", False)
+    return bool(settings.SESSION_COOKIE_SECURE) and not demo_allowed
 
 
 def _spec_of(index: int) -> Callable[[], demo.MemberSpec]:
