@@ -6,6 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 MANAGE := $(PY) manage.py
+VAR_DIR := $(or $(MEIYE_VAR_DIR),var)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
@@ -40,9 +41,9 @@ setup: $(VENV)/.installed node_modules/.installed var/.dir
 run: setup
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	$(MANAGE) migrate --noinput --verbosity 0
-	@if [ ! -f var/.demo-loaded ]; then \
+	@if [ ! -f $(VAR_DIR)/.demo-loaded ]; then \
 		echo "Loading the demo chain (first run only)…"; \
-		$(MANAGE) seed_demo && touch var/.demo-loaded; \
+		$(MANAGE) seed_demo && touch $(VAR_DIR)/.demo-loaded; \
 	fi
 	@echo ""
 	@echo "  Meiye front desk: http://$(HOST):$(PORT)/"

@@ -39,7 +39,9 @@ def test_service_and_product_with_list_and_store_price(care, retail, hq_admin, m
     facial = item_save(
         actor=hq, code="hydra", name="水光补水", category=care, price=Money.parse("680.00"), duration_minutes=60
     )
-    serum = item_save(actor=hq, code="serum", name="精华液", category=retail, price=Money.parse("260"), barcode="6901234567892")
+    serum = item_save(
+        actor=hq, code="serum", name="精华液", category=retail, price=Money.parse("260"), barcode="6901234567892"
+    )
     assert (facial.kind, facial.price_fen, facial.duration_minutes) == ("service", 68000, 60)
     assert (serum.kind, serum.product_type, serum.duration_minutes) == ("product", "retail", None)
 
