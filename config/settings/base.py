@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "meiye.sales",
     "meiye.frontdesk",
     "meiye.api",
+    "meiye.demo",
 ]
 
 MIDDLEWARE = [
