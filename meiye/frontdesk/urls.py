@@ -1,6 +1,6 @@
 from django.urls import path
 
-from meiye.frontdesk.views import audit, auth, members, settings_pages
+from meiye.frontdesk.views import audit, auth, bills, catalog_pages, checkout, members, settings_pages, wallet
 
 app_name = "frontdesk"
 urlpatterns = [
@@ -38,4 +38,34 @@ urlpatterns = [
     path("settings/stores/<int:pk>/", settings_pages.store_edit_view, name="store_edit"),
     # Audit log.
     path("audit/", audit.audit_log, name="audit_log"),
+    # Checkout (收银台).
+    path("checkout/", checkout.checkout_start, name="checkout"),
+    path("checkout/open/", checkout.checkout_open, name="checkout_open"),
+    path("checkout/<int:pk>/", checkout.checkout_bill, name="checkout_bill"),
+    path("checkout/<int:pk>/items/", checkout.checkout_items, name="checkout_items"),
+    path("checkout/<int:pk>/lines/", checkout.checkout_add_line, name="checkout_add_line"),
+    path("checkout/<int:pk>/lines/<int:line_id>/", checkout.checkout_line_edit, name="checkout_line_edit"),
+    path("checkout/<int:pk>/lines/<int:line_id>/remove/", checkout.checkout_line_remove, name="checkout_line_remove"),
+    path("checkout/<int:pk>/complete/", checkout.checkout_complete, name="checkout_complete"),
+    # Bills, refunds, receipts and the daily close.
+    path("bills/", bills.bill_list, name="bill_list"),
+    path("bills/close/", bills.daily_close_view, name="daily_close"),
+    path("bills/<int:pk>/", bills.bill_detail, name="bill_detail"),
+    path("bills/<int:pk>/void/", bills.bill_void_view, name="bill_void"),
+    path("bills/<int:pk>/refund/", bills.bill_refund_view, name="bill_refund"),
+    path("bills/<int:pk>/receipt/", bills.receipt_view, name="receipt"),
+    # A member's stored value and points.
+    path("members/<int:pk>/wallet/", wallet.member_wallet, name="member_wallet"),
+    path("members/<int:pk>/wallet/panel/", wallet.member_wallet_panel, name="member_wallet_panel"),
+    path("members/<int:pk>/wallet/recharge/", wallet.member_recharge, name="member_recharge"),
+    # Catalogue settings.
+    path("catalog/", catalog_pages.catalog_index, name="catalog_index"),
+    path("catalog/categories/", catalog_pages.catalog_categories, name="catalog_categories"),
+    path("catalog/categories/new/", catalog_pages.catalog_category_edit, name="catalog_category_create"),
+    path("catalog/categories/<int:pk>/", catalog_pages.catalog_category_edit, name="catalog_category_edit"),
+    path("catalog/items/", catalog_pages.catalog_items, name="catalog_items"),
+    path("catalog/items/new/", catalog_pages.catalog_item_edit, name="catalog_item_create"),
+    path("catalog/items/<int:pk>/", catalog_pages.catalog_item_edit, name="catalog_item_edit"),
+    path("catalog/prices/", catalog_pages.catalog_prices, name="catalog_prices"),
+    path("catalog/prices/<int:item_id>/", catalog_pages.catalog_price_set, name="catalog_price_set"),
 ]
