@@ -216,6 +216,19 @@ else:
         "immediate": False,
     }
 
+# --- Cache -------------------------------------------------------------------------------------------------
+# Counters that must survive a rolled-back transaction (e.g. wrong approval PINs) live here: shared by
+# every worker through Redis when configured, else through files under var/.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
 # --- Security headers ---------------------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -21,3 +21,4 @@ STORAGES = {
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 MEIYE_ALLOW_PURGE = True  # lets the test flush empty append-only tables on SQLite
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -10,12 +10,13 @@ import pyotp
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from meiye.audit.services import audit_record
-from meiye.core.errors import ValidationFailed, required
+from meiye.core.errors import PermissionDenied, ValidationFailed, required
 from meiye.org.context import Actor
 from meiye.org.models import ApiToken, LoginFailure, Organisation, Staff, Store
 from meiye.org.roles import Perm, Position
@@ -265,8 +266,28 @@ def approval_pin_set(*, staff: Staff, pin: str) -> None:
     staff.save(update_fields=["approval_pin"])
 
 
+APPROVAL_PIN_MAX_FAILURES = 5
+APPROVAL_PIN_LOCK_SECONDS = 15 * 60
+
+
 def approval_pin_check(*, staff: Staff, pin: str) -> bool:
-    return bool(staff.approval_pin) and check_password(pin, staff.approval_pin)
+    """Check a manager's approval PIN. After 5 wrong PINs in a row the PIN is refused for 15 minutes
+    (``staff.pin_locked``), so a 4-digit PIN cannot be guessed at the till. The count lives in the cache,
+    not the database, because the operation that asked for approval rolls back when the PIN is wrong."""
+    key = f"meiye:approval-pin-failures:{staff.pk}"
+    failures = int(cache.get(key, 0))
+    if failures >= APPROVAL_PIN_MAX_FAILURES:
+        raise PermissionDenied(
+            "staff.pin_locked",
+            zh=f"{staff}的审批密码连续输错 {APPROVAL_PIN_MAX_FAILURES} 次，已锁定 15 分钟。",
+            en=f"{staff}'s approval PIN was wrong {APPROVAL_PIN_MAX_FAILURES} times in a row; locked for 15 minutes.",
+            field="approval_pin",
+        )
+    if bool(staff.approval_pin) and check_password(pin, staff.approval_pin):
+        cache.delete(key)
+        return True
+    cache.set(key, failures + 1, APPROVAL_PIN_LOCK_SECONDS)
+    return False
 
 
 # --- API tokens ---------------------------------------------------------------------------------------------------

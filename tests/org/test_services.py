@@ -308,3 +308,19 @@ def test_token_name_is_required(manager, store1, actor_for):
         api_token_create(actor=actor_for(manager, store1), staff=manager, name="  ")
     assert exc.value.field == "name"
     assert ApiToken.objects.count() == 0
+
+
+def test_approval_pin_locks_after_five_wrong_tries(manager):
+    from django.core.cache import cache
+
+    from meiye.core.errors import PermissionDenied
+    from meiye.org.services import approval_pin_check, approval_pin_set
+
+    cache.clear()
+    approval_pin_set(staff=manager, pin="2468")
+    assert [approval_pin_check(staff=manager, pin="0000") for _ in range(5)] == [False] * 5
+    with pytest.raises(PermissionDenied) as exc:
+        approval_pin_check(staff=manager, pin="2468")
+    assert exc.value.code == "staff.pin_locked"
+    cache.clear()
+    assert approval_pin_check(staff=manager, pin="2468") is True
