@@ -153,7 +153,7 @@ class Command(BaseCommand):
         with _large_sqlite_cache():
             self._seed_members(ctx, counts, count=count, batch_size=batch_size, quiet=quiet)
         if not quiet:
-            self._summary(ctx, counts, elapsed=time.monotonic() - started)
+            self._summary(ctx, counts, elapsed_ms=int((time.monotonic() - started) * 1000))
 
     # --- Organisation, stores, staff, custom fields, tags (through services) ---------------------------------
 
@@ -353,11 +353,11 @@ class Command(BaseCommand):
 
     # --- Summary -----------------------------------------------------------------------------------------------
 
-    def _summary(self, ctx: Context, counts: Counts, *, elapsed: float) -> None:
+    def _summary(self, ctx: Context, counts: Counts, *, elapsed_ms: int) -> None:
         org = ctx.organisation
         out = self.stdout
         total_members = Member.objects.filter(organisation=org).count()
-        out.write(self.style.SUCCESS(f"{org.name} ({org.code}) 演示数据已就绪 / demo data ready in {elapsed:.1f} s"))
+        out.write(self.style.SUCCESS(f"{org.name} ({org.code}) 演示数据已就绪 / demo data ready in {elapsed_ms / 1000:.1f} s"))
         out.write(f"  门店 Stores            {len(ctx.stores):>8}   new {counts.stores}")
         out.write(f"  员工 Staff             {len(demo.STAFF) - len(counts.skipped_staff):>8}   new {counts.staff}")
         out.write(f"  自定义字段 Custom fields {len(ctx.fields):>6}   new {counts.custom_fields}")
