@@ -15,14 +15,14 @@ import pytest
 from rest_framework.test import APIClient
 
 from meiye.catalog.models import Category, Item
-from meiye.catalog.services import category_save, item_save
 from meiye.core.money import Money
-from meiye.loyalty.services import earning_rate_set, points_earn
+from meiye.loyalty.services import points_earn
 from meiye.members.models import Member
 from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.services import approval_pin_set
 from meiye.wallet.services import wallet_recharge
+from tests.reference import reference_categories, reference_items
 
 API_MANAGER_PIN = "2468"
 
@@ -50,72 +50,27 @@ def api_manager_pin(manager: Staff) -> str:
 
 @pytest.fixture
 def ref_categories(hq_actor: Actor) -> dict[str, Category]:
-    made = {
-        "basic_care": category_save(
-            actor=hq_actor,
-            code="basic-care",
-            name="基础护理",
-            kind="service",
-            earning_category="basic_care",
-            commission_category="service",
-        ),
-        "anti_ageing": category_save(
-            actor=hq_actor,
-            code="anti-ageing",
-            name="抗衰",
-            kind="service",
-            earning_category="anti_ageing",
-            commission_category="service",
-        ),
-        "retail": category_save(
-            actor=hq_actor,
-            code="retail",
-            name="零售产品",
-            kind="product",
-            earning_category="retail",
-            commission_category="product",
-        ),
-    }
-    for earning_category, rate in (("basic_care", 1), ("anti_ageing", 3), ("retail", 2)):
-        earning_rate_set(actor=hq_actor, earning_category=earning_category, points_per_yuan=rate)
-    return made
+    return reference_categories(hq_actor)
 
 
 @pytest.fixture
-def care(hq_actor: Actor, ref_categories: dict[str, Category]) -> Item:
-    return item_save(
-        actor=hq_actor,
-        code="basic-facial",
-        name="基础护理",
-        category=ref_categories["basic_care"],
-        price=Money.parse("600.00"),
-        duration_minutes=60,
-    )
+def ref_items(hq_actor: Actor, ref_categories: dict[str, Category]) -> dict[str, Item]:
+    return reference_items(hq_actor, ref_categories)
 
 
 @pytest.fixture
-def lifting(hq_actor: Actor, ref_categories: dict[str, Category]) -> Item:
-    return item_save(
-        actor=hq_actor,
-        code="lifting",
-        name="抗衰紧致",
-        category=ref_categories["anti_ageing"],
-        price=Money.parse("1000.00"),
-        duration_minutes=90,
-    )
+def care(ref_items: dict[str, Item]) -> Item:
+    return ref_items["care"]
 
 
 @pytest.fixture
-def serum(hq_actor: Actor, ref_categories: dict[str, Category]) -> Item:
-    return item_save(
-        actor=hq_actor,
-        code="serum",
-        name="精华液",
-        category=ref_categories["retail"],
-        price=Money.parse("250.00"),
-        barcode="6901234567890",
-        unit="瓶",
-    )
+def lifting(ref_items: dict[str, Item]) -> Item:
+    return ref_items["lifting"]
+
+
+@pytest.fixture
+def serum(ref_items: dict[str, Item]) -> Item:
+    return ref_items["serum"]
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ import pytest
 
 from meiye.audit.models import AuditLog
 from meiye.catalog.models import Item
-from meiye.catalog.services import category_save, item_save
 from meiye.core.money import Money
 from meiye.ledger.models import Entry, Journal
 from meiye.loyalty.selectors import points_balance
-from meiye.loyalty.services import earning_rate_set, points_earn
+from meiye.loyalty.services import points_earn
 from meiye.members.models import Member
 from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
@@ -31,9 +30,9 @@ from meiye.sales.services import TenderInput, bill_add_line, bill_complete, bill
 from meiye.wallet.models import Recharge
 from meiye.wallet.selectors import wallet_balance
 from meiye.wallet.services import wallet_recharge
+from tests.reference import SERUM_BARCODE, reference_categories, reference_items
 
 MANAGER_PIN = "2468"
-SERUM_BARCODE = "6901234567890"
 
 __all__ = [
     "MANAGER_PIN",
@@ -88,59 +87,8 @@ def field_errors(content: str, name: str) -> list[str]:
 @pytest.fixture
 def catalogue(hq_admin: Staff, store1: Store, actor_for: Callable[..., Actor]) -> dict[str, Item]:
     hq = actor_for(hq_admin, store1)
-    care = category_save(
-        actor=hq,
-        code="basic-care",
-        name="基础护理",
-        kind="service",
-        earning_category="basic_care",
-        commission_category="service",
-    )
-    ageing = category_save(
-        actor=hq,
-        code="anti-ageing",
-        name="抗衰",
-        kind="service",
-        earning_category="anti_ageing",
-        commission_category="service",
-    )
-    retail = category_save(
-        actor=hq,
-        code="retail",
-        name="零售产品",
-        kind="product",
-        earning_category="retail",
-        commission_category="product",
-    )
-    for category, rate in (("basic_care", 1), ("anti_ageing", 3), ("retail", 2)):
-        earning_rate_set(actor=hq, earning_category=category, points_per_yuan=rate)
-    return {
-        "facial": item_save(
-            actor=hq,
-            code="basic-facial",
-            name="基础护理",
-            category=care,
-            price=Money.parse("600.00"),
-            duration_minutes=60,
-        ),
-        "lifting": item_save(
-            actor=hq,
-            code="lifting",
-            name="抗衰紧致",
-            category=ageing,
-            price=Money.parse("1000.00"),
-            duration_minutes=90,
-        ),
-        "serum": item_save(
-            actor=hq,
-            code="serum",
-            name="精华液",
-            category=retail,
-            price=Money.parse("250.00"),
-            barcode=SERUM_BARCODE,
-            unit="瓶",
-        ),
-    }
+    items = reference_items(hq, reference_categories(hq))
+    return {"facial": items["care"], "lifting": items["lifting"], "serum": items["serum"]}
 
 
 @pytest.fixture

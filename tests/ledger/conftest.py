@@ -6,22 +6,13 @@ The ledger knows organisations and owners as plain ids, so these tests need no o
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from django.db import connection
 
 from meiye.ledger.models import Account, Journal
 from meiye.ledger.services import account_get_or_create, journal_post
-from tests.ledger.support import ORG, fire_deferred_checks
-
-
-@pytest.fixture(autouse=True)
-def _deferred_checks_before_rollback() -> Iterator[None]:
-    """On PostgreSQL, end every test as COMMIT would: pending deferred checks run (and fail the test)."""
-    yield
-    if connection.vendor == "postgresql" and connection.in_atomic_block and not connection.needs_rollback:
-        fire_deferred_checks()
+from tests.ledger.support import ORG
 
 
 @pytest.fixture

@@ -7,32 +7,22 @@ Categories basic care / anti-ageing / retail earn 1 / 3 / 2 points per 元; 基�
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from meiye.catalog.models import Category, Item
-from meiye.catalog.services import category_save, item_save
 from meiye.core.money import Money
-from meiye.loyalty.services import earning_rate_set, points_earn
+from meiye.loyalty.services import points_earn
 from meiye.members.models import Member
 from meiye.org.context import Actor
 from meiye.org.models import Staff
 from meiye.org.services import approval_pin_set
 from meiye.wallet.services import wallet_recharge
-from tests.ledger.support import fire_deferred_checks
+from tests.reference import reference_categories, reference_items
 
 MANAGER_PIN = "2468"
-
-
-@pytest.fixture(autouse=True)
-def _deferred_checks_before_rollback() -> Iterator[None]:
-    """On PostgreSQL, end every test as COMMIT would: pending deferred checks run (and fail the test)."""
-    yield
-    if connection.vendor == "postgresql" and connection.in_atomic_block and not connection.needs_rollback:
-        fire_deferred_checks()
 
 
 @pytest.fixture
@@ -58,64 +48,27 @@ def manager_pin(manager: Staff) -> str:
 
 @pytest.fixture
 def categories(hq: Actor) -> dict[str, Category]:
-    made = {
-        "basic_care": category_save(
-            actor=hq,
-            code="basic-care",
-            name="基础护理",
-            kind="service",
-            earning_category="basic_care",
-            commission_category="service",
-        ),
-        "anti_ageing": category_save(
-            actor=hq,
-            code="anti-ageing",
-            name="抗衰",
-            kind="service",
-            earning_category="anti_ageing",
-            commission_category="service",
-        ),
-        "retail": category_save(
-            actor=hq,
-            code="retail",
-            name="零售产品",
-            kind="product",
-            earning_category="retail",
-            commission_category="product",
-        ),
-    }
-    for earning_category, rate in (("basic_care", 1), ("anti_ageing", 3), ("retail", 2)):
-        earning_rate_set(actor=hq, earning_category=earning_category, points_per_yuan=rate)
-    return made
+    return reference_categories(hq)
 
 
 @pytest.fixture
-def care(hq: Actor, categories: dict[str, Category]) -> Item:
-    return item_save(
-        actor=hq,
-        code="basic-facial",
-        name="基础护理",
-        category=categories["basic_care"],
-        price=Money.parse("600.00"),
-        duration_minutes=60,
-    )
+def reference(hq: Actor, categories: dict[str, Category]) -> dict[str, Item]:
+    return reference_items(hq, categories)
 
 
 @pytest.fixture
-def lifting(hq: Actor, categories: dict[str, Category]) -> Item:
-    return item_save(
-        actor=hq,
-        code="lifting",
-        name="抗衰紧致",
-        category=categories["anti_ageing"],
-        price=Money.parse("1000.00"),
-        duration_minutes=90,
-    )
+def care(reference: dict[str, Item]) -> Item:
+    return reference["care"]
 
 
 @pytest.fixture
-def serum(hq: Actor, categories: dict[str, Category]) -> Item:
-    return item_save(actor=hq, code="serum", name="精华液", category=categories["retail"], price=Money.parse("250.00"))
+def lifting(reference: dict[str, Item]) -> Item:
+    return reference["lifting"]
+
+
+@pytest.fixture
+def serum(reference: dict[str, Item]) -> Item:
+    return reference["serum"]
 
 
 @pytest.fixture
