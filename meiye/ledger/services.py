@@ -20,10 +20,13 @@ How the rules are enforced, in Python and in the database (migration 0002):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import BigIntegerField, Case, F, Q, Value, When
+from django.utils import timezone
 
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
 from meiye.core.idempotency import canonical_hash, validate_key
@@ -80,11 +83,7 @@ def account_get_or_create(
             if account is None:
                 raise
     if account.may_go_negative != may_go_negative:
-        raise Conflict(
-            "ledger.account_flag_mismatch",
-            zh=f"账户 {account} 已存在，但“允许负余额”设置不同。",
-            en=f"Account {account} exists with a different may-go-negative setting.",
-        )
+        raise _flag_mismatch(account)
     return account
 
 
@@ -152,6 +151,194 @@ def journal_reverse(
         memo=memo,
         reversal_of=journal,
     )
+
+
+# --- several journals of one operation, over accounts locked once -------------------------------------------
+
+
+class AccountKey(NamedTuple):
+    """Which account an operation needs: ``(owner_type, owner_id, asset, kind)`` within the organisation, and
+    the ``may_go_negative`` it is created with if it does not exist yet (see ``account_get_or_create``)."""
+
+    owner_type: str
+    owner_id: int
+    asset: str
+    kind: str
+    may_go_negative: bool = False
+
+    @property
+    def identity(self) -> tuple[str, int, str, str]:
+        return (self.owner_type, self.owner_id, self.asset, self.kind)
+
+
+@dataclass
+class LockedAccounts:
+    """Accounts whose balance rows the current transaction holds locked (``accounts_lock``), with their
+    balances as they are now: ``journals_post`` keeps them current. Valid until the transaction ends."""
+
+    organisation_id: int
+    accounts: dict[tuple[str, int, str, str], Account] = field(default_factory=dict)
+    balances: dict[int, Balance] = field(default_factory=dict)  # by account id
+
+    def get(self, key: AccountKey) -> Account:
+        try:
+            return self.accounts[key.identity]
+        except KeyError:
+            raise ValueError(f"account {key.identity} was not locked by accounts_lock") from None
+
+    def balance(self, account: Account) -> int:
+        """The account's balance now (its locked row, plus what ``journals_post`` has posted since)."""
+        return self.balances[account.pk].amount
+
+
+class Posting(NamedTuple):
+    """One journal for ``journals_post``; the fields mean what ``journal_post``'s arguments mean."""
+
+    code: str
+    entries: Sequence[tuple[Account, int]]
+    reference_type: str = ""
+    reference_id: str = ""
+    staff_id: int | None = None
+    store_id: int | None = None
+    idempotency_key: str | None = None
+    memo: str = ""
+
+
+def accounts_lock(*, organisation_id: int, keys: Iterable[AccountKey]) -> LockedAccounts:
+    """Lock the balance rows of all the accounts an operation will post to, in ONE statement, in primary-key
+    order (the ledger's lock order, so two operations cannot deadlock); accounts that do not exist yet are
+    created first (``account_get_or_create``, which also refuses a different ``may_go_negative``).
+
+    Call it inside the operation's transaction, once, before reading any of these balances: the locks and
+    the balances returned stay valid until that transaction ends. One query once the accounts exist.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("accounts_lock must run inside the operation's transaction")
+    wanted: dict[tuple[str, int, str, str], AccountKey] = {}
+    for key in keys:
+        _require_text("owner_type", key.owner_type, 32)
+        _require_text("asset", key.asset, ASSET_MAX_LENGTH)
+        _require_text("kind", key.kind, 32)
+        if wanted.setdefault(key.identity, key).may_go_negative != key.may_go_negative:
+            raise ValueError(f"account {key.identity} asked for with both may_go_negative values")
+    locked = LockedAccounts(organisation_id=organisation_id)
+    if not wanted:
+        return locked
+    balances = _lock_by_identity(organisation_id, wanted)
+    missing = sorted(set(wanted) - {_identity(balance.account) for balance in balances})
+    if missing:
+        # First use only. The new rows are invisible to other transactions until we commit, so locking them
+        # after the existing ones cannot deadlock; a concurrent creator is resolved by account_get_or_create.
+        for identity in missing:
+            key = wanted[identity]
+            account_get_or_create(
+                organisation_id=organisation_id,
+                owner_type=key.owner_type,
+                owner_id=key.owner_id,
+                asset=key.asset,
+                kind=key.kind,
+                may_go_negative=key.may_go_negative,
+            )
+        balances = _lock_by_identity(organisation_id, wanted)
+    for balance in balances:
+        account = balance.account
+        if account.may_go_negative != wanted[_identity(account)].may_go_negative:
+            raise _flag_mismatch(account)
+        locked.accounts[_identity(account)] = account
+        locked.balances[account.pk] = balance
+    return locked
+
+
+def journals_post(
+    *,
+    organisation_id: int,
+    postings: Sequence[Posting],
+    locked: LockedAccounts,
+    keys_claimed: bool = False,
+) -> list[Journal]:
+    """Post several journals of one operation over accounts the transaction has locked (``accounts_lock``):
+    the same checks as ``journal_post`` for each journal, in order (a balance must stay non-negative after
+    each one), then one INSERT for the journals, one for all their entries and one UPDATE for the balances.
+
+    Idempotency: with ``keys_claimed=False`` one query looks up all the keys first; if every journal was
+    already posted with the same payload they are returned and nothing is written; any other use of the
+    keys is refused with ``ledger.idempotency_conflict``. ``keys_claimed=True`` skips that look-up: for an
+    operation whose OWN key was claimed by a unique row in this same transaction (a bill, a refund), the
+    keys derived from it cannot have been used by an earlier run of that operation. The unique index on
+    (organisation, idempotency_key) still refuses a key used by anything else (an IntegrityError that
+    aborts the caller's transaction; the caller may then look the key up to explain it).
+    """
+    if not postings:
+        return []
+    if locked.organisation_id != organisation_id:
+        raise ValidationFailed(
+            "ledger.foreign_account",
+            zh="账户不属于本机构。",
+            en="The locked accounts belong to another organisation.",
+        )
+    prepared = [_prepare(organisation_id, posting, locked) for posting in postings]
+    keys = [p.key for p in prepared if p.key is not None]
+    if len(set(keys)) != len(keys):
+        raise ValueError("two postings of one operation share an idempotency key")
+    if keys and not keys_claimed:
+        first = {
+            journal.idempotency_key: journal
+            for journal in Journal.objects.filter(organisation_id=organisation_id, idempotency_key__in=keys)
+        }
+        if first:
+            return _replayed_batch(prepared, first)
+
+    # Check every balance after each journal, in order, as separate posts would.
+    running = {pk: balance.amount for pk, balance in locked.balances.items()}
+    bumps: dict[int, int] = {}
+    for item in prepared:
+        for account_id, change in item.deltas.items():
+            if not change:
+                continue
+            balance = locked.balances[account_id]
+            after = running[account_id] + change
+            if after < 0 and not balance.may_go_negative:
+                raise _insufficient(balance, running[account_id], change)
+            running[account_id] = after
+            bumps[account_id] = bumps.get(account_id, 0) + 1
+
+    journals = [
+        Journal(
+            organisation_id=organisation_id,
+            code=item.posting.code,
+            reference_type=item.posting.reference_type,
+            reference_id=item.posting.reference_id,
+            staff_id=item.posting.staff_id,
+            store_id=item.posting.store_id,
+            idempotency_key=item.key,
+            payload_hash=item.payload_hash,
+            memo=item.posting.memo,
+        )
+        for item in prepared
+    ]
+    if connection.features.can_return_rows_from_bulk_insert:
+        journals = Journal.objects.bulk_create(journals)  # PostgreSQL; SQLite 3.35+ (RETURNING)
+    else:
+        for journal in journals:
+            journal.save(force_insert=True)
+    Entry.objects.bulk_create(
+        [
+            Entry(
+                journal=journal,
+                account_id=leg.account.pk,
+                amount=leg.amount,
+                asset=locked.balances[leg.account.pk].account.asset,
+            )
+            for journal, item in zip(journals, prepared, strict=True)
+            for leg in item.legs
+        ]
+    )
+    changes = {pk: running[pk] - locked.balances[pk].amount for pk in bumps}
+    _update_balances(changes, bumps)
+    for pk, bump in bumps.items():
+        locked.balances[pk].amount = running[pk]
+        locked.balances[pk].version += bump
+    return journals
 
 
 # --- internals -------------------------------------------------------------------------------------------
@@ -283,19 +470,7 @@ def _write(
     for balance in balances:
         after = balance.amount + deltas[balance.account_id]
         if after < 0 and not balance.may_go_negative:
-            raise ApplicationError(
-                "ledger.insufficient_balance",
-                zh=f"余额不足：账户 {balance.account} 现有 {balance.amount}，本次变动 {deltas[balance.account_id]}。",
-                en=(
-                    f"Insufficient balance: account {balance.account} holds {balance.amount}, "
-                    f"the change is {deltas[balance.account_id]}."
-                ),
-                extra={
-                    "account_id": balance.account_id,
-                    "balance": balance.amount,
-                    "change": deltas[balance.account_id],
-                },
-            )
+            raise _insufficient(balance, balance.amount, deltas[balance.account_id])
 
     journal = Journal.objects.create(
         organisation_id=organisation_id,
@@ -320,12 +495,8 @@ def _write(
             for leg in legs
         ]
     )
-    for balance in balances:
-        change = deltas[balance.account_id]
-        if change:
-            balance.amount += change
-            balance.version += 1
-            balance.save(update_fields=["amount", "version", "updated_at"])
+    changes = {pk: change for pk, change in deltas.items() if change}
+    _update_balances(changes, dict.fromkeys(changes, 1))
     return journal
 
 
@@ -363,6 +534,137 @@ def _replayed(*, organisation_id: int, key: str, payload_hash: str) -> Journal |
             field="idempotency_key",
         )
     return first
+
+
+class _Prepared(NamedTuple):
+    posting: Posting
+    legs: list[Leg]
+    key: str | None
+    payload_hash: str
+    deltas: dict[int, int]
+
+
+def _prepare(organisation_id: int, posting: Posting, locked: LockedAccounts) -> _Prepared:
+    """``_post``'s checks for one posting of a batch, against the locked accounts."""
+    _require_text("code", posting.code, CODE_MAX_LENGTH)
+    _limit_text("reference_type", posting.reference_type, 64)
+    _limit_text("reference_id", posting.reference_id, 64)
+    _limit_text("memo", posting.memo, 255)
+    legs = _checked_legs(posting.entries)
+    key = validate_key(posting.idempotency_key) if posting.idempotency_key is not None else None
+    deltas: dict[int, int] = {}
+    totals: dict[str, int] = {}
+    for leg in legs:
+        balance = locked.balances.get(leg.account.pk)
+        if balance is None:
+            raise ValidationFailed(
+                "ledger.unknown_account",
+                zh=f"账户 #{leg.account.pk} 未锁定或不存在。",
+                en=f"Account #{leg.account.pk} is unknown or was not locked for this operation.",
+            )
+        if balance.account.organisation_id != organisation_id:
+            raise ValidationFailed(
+                "ledger.foreign_account",
+                zh=f"账户 #{balance.account_id} 不属于本机构。",
+                en=f"Account #{balance.account_id} belongs to another organisation.",
+            )
+        deltas[leg.account.pk] = deltas.get(leg.account.pk, 0) + leg.amount
+        totals[balance.account.asset] = totals.get(balance.account.asset, 0) + leg.amount
+    unbalanced = {asset: total for asset, total in sorted(totals.items()) if total != 0}
+    if unbalanced:
+        raise ValidationFailed(
+            "ledger.unbalanced",
+            zh=f"分录借贷不平（按资产合计应为 0）：{unbalanced}。",
+            en=f"The entries do not net to zero per asset: {unbalanced}.",
+        )
+    payload_hash = canonical_hash(
+        {
+            "code": posting.code,
+            "entries": sorted([leg.account.pk, leg.amount] for leg in legs),
+            "reference_type": posting.reference_type,
+            "reference_id": posting.reference_id,
+            "staff_id": posting.staff_id,
+            "store_id": posting.store_id,
+            "memo": posting.memo,
+            "reversal_of": None,
+        }
+    )
+    return _Prepared(posting, legs, key, payload_hash, deltas)
+
+
+def _replayed_batch(prepared: list[_Prepared], first: Mapping[str | None, Journal]) -> list[Journal]:
+    """The journals of a replayed batch, or ``ledger.idempotency_conflict`` unless all match."""
+    journals: list[Journal] = []
+    for item in prepared:
+        journal = first.get(item.key) if item.key is not None else None
+        if journal is None or journal.payload_hash != item.payload_hash:
+            key = item.key if journal is not None or item.key is None else next(iter(first))
+            raise Conflict(
+                "ledger.idempotency_conflict",
+                zh=f"幂等键 {key!r} 已用于另一笔内容不同的记账，请换一个新的键。",
+                en=f"Idempotency key {key!r} was already used for a different posting; use a new key.",
+                field="idempotency_key",
+            )
+        journals.append(journal)
+    return journals
+
+
+def _update_balances(changes: Mapping[int, int], bumps: Mapping[int, int]) -> None:
+    """Add ``changes[pk]`` to each balance and ``bumps[pk]`` to its version, in ONE statement (a CASE for
+    several rows). The rows are locked by the caller; the CHECK constraint still refuses a negative balance."""
+    if not bumps:
+        return
+    now = timezone.now()
+    if len(bumps) == 1:
+        ((pk, bump),) = bumps.items()
+        Balance.objects.filter(account_id=pk).update(
+            amount=F("amount") + changes.get(pk, 0), version=F("version") + bump, updated_at=now
+        )
+        return
+
+    def per_row(values: Mapping[int, int]) -> Case:
+        return Case(
+            *[When(account_id=pk, then=Value(values.get(pk, 0))) for pk in sorted(bumps)],
+            default=Value(0),
+            output_field=BigIntegerField(),
+        )
+
+    Balance.objects.filter(account_id__in=sorted(bumps)).update(
+        amount=F("amount") + per_row(changes), version=F("version") + per_row(bumps), updated_at=now
+    )
+
+
+def _identity(account: Account) -> tuple[str, int, str, str]:
+    return (account.owner_type, account.owner_id, account.asset, account.kind)
+
+
+def _lock_by_identity(organisation_id: int, wanted: Mapping[tuple[str, int, str, str], AccountKey]) -> list[Balance]:
+    match = Q()
+    for owner_type, owner_id, asset, kind in sorted(wanted):
+        match |= Q(account__owner_type=owner_type, account__owner_id=owner_id, account__asset=asset, account__kind=kind)
+    return list(
+        Balance.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .filter(match, account__organisation_id=organisation_id)
+        .order_by("account_id")
+    )
+
+
+def _flag_mismatch(account: Account) -> Conflict:
+    return Conflict(
+        "ledger.account_flag_mismatch",
+        zh=f"账户 {account} 已存在，但“允许负余额”设置不同。",
+        en=f"Account {account} exists with a different may-go-negative setting.",
+    )
+
+
+def _insufficient(balance: Balance, before: int, change: int) -> ApplicationError:
+    return ApplicationError(
+        "ledger.insufficient_balance",
+        zh=f"余额不足：账户 {balance.account} 现有 {before}，本次变动 {change}。",
+        en=f"Insufficient balance: account {balance.account} holds {before}, the change is {change}.",
+        extra={"account_id": balance.account_id, "balance": before, "change": change},
+    )
 
 
 def _already_reversed(journal: Journal) -> Conflict:

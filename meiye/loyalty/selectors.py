@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.db.models import QuerySet, Sum
+from django.db.models import OuterRef, QuerySet, Subquery, Sum
 
 from meiye.ledger.models import Account
 from meiye.ledger.selectors import HistoryLine, account_find, account_history, balance_of
@@ -42,7 +42,28 @@ def points_lifetime_months(organisation_id: int) -> int:
         .values_list("points_lifetime_months", flat=True)
         .first()
     )
-    return lifetime if lifetime is not None else DEFAULT_POINTS_LIFETIME_MONTHS
+    return points_lifetime_or_default(lifetime)
+
+
+def earning_rate_subquery(organisation_id: int, category_ref: str) -> Subquery:
+    """The points per 元 of the earning category at ``category_ref`` of the outer queryset (NULL: none set,
+    which earns 0), so a checkout reads the rates of its items with the items."""
+    return Subquery(
+        EarningRate.objects.filter(organisation_id=organisation_id, earning_category=OuterRef(category_ref)).values(
+            "points_per_yuan"
+        )[:1]
+    )
+
+
+def points_lifetime_subquery(organisation_ref: str = "organisation_id") -> Subquery:
+    """``points_lifetime_months`` as an expression (NULL: the default; see ``points_lifetime_or_default``)."""
+    return Subquery(
+        LoyaltySettings.objects.filter(organisation_id=OuterRef(organisation_ref)).values("points_lifetime_months")[:1]
+    )
+
+
+def points_lifetime_or_default(value: int | None) -> int:
+    return value if value is not None else DEFAULT_POINTS_LIFETIME_MONTHS
 
 
 def member_points_account(member: Member) -> Account | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,7 +40,16 @@ from meiye.core.errors import ApplicationError, ValidationFailed, forbidden, not
 from meiye.core.idempotency import validate_key
 from meiye.ledger.models import Account, Balance, Journal
 from meiye.ledger.selectors import journal_by_idempotency_key
-from meiye.ledger.services import Leg, account_get_or_create, journal_post, journal_reverse
+from meiye.ledger.services import (
+    AccountKey,
+    Leg,
+    LockedAccounts,
+    Posting,
+    account_get_or_create,
+    accounts_lock,
+    journal_post,
+    journal_reverse,
+)
 from meiye.loyalty.models import EarningRate, LoyaltySettings, PointsLot, PointsLotUse
 from meiye.loyalty.selectors import (
     GROWTH_ASSET,
@@ -59,18 +69,25 @@ from meiye.org.context import Actor
 from meiye.org.roles import Perm
 
 __all__ = [
+    "PreparedEarning",
+    "PreparedSpending",
     "earning_rate_set",
+    "growth_account_keys",
     "growth_add",
+    "growth_add_prepare",
     "growth_balance",
     "loyalty_settings_set",
+    "points_account_keys",
     "points_balance",
     "points_earn",
+    "points_earn_prepare",
     "points_expire_due",
     "points_export_section",
     "points_for_amount",
     "points_merge",
     "points_restore",
     "points_spend",
+    "points_spend_prepare",
     "points_take_back",
     "verify_points_lots",
 ]
@@ -212,9 +229,13 @@ def points_earn(
         raise ValueError(f"lifetime_months must be 1 to {MAX_LIFETIME_MONTHS}, got {lifetime_months}")
     member = _live_member(member)
     with transaction.atomic():
-        account = _member_points_account(member)
-        issued = _org_account(member.organisation_id, POINTS_ISSUED, POINTS_ASSET)
-        balance = _lock_balances([account])[account.pk]
+        # Both balance rows in one statement, in primary-key order (the ledger's order).
+        locked = accounts_lock(
+            organisation_id=member.organisation_id, keys=points_account_keys(member=member, earn=True)
+        )
+        account = locked.get(_points_key(member))
+        issued = locked.get(_org_key(member.organisation_id, POINTS_ISSUED, POINTS_ASSET))
+        balance = locked.balances[account.pk]
         first = journal_by_idempotency_key(organisation_id=member.organisation_id, key=key)
         journal = journal_post(
             organisation_id=member.organisation_id,
@@ -272,9 +293,12 @@ def points_spend(
     key = validate_key(idempotency_key)
     member = _live_member(member)
     with transaction.atomic():
-        account = _member_points_account(member)
-        redeemed = _org_account(member.organisation_id, POINTS_REDEEMED, POINTS_ASSET)
-        balance = _lock_balances([account])[account.pk]
+        locked = accounts_lock(
+            organisation_id=member.organisation_id, keys=points_account_keys(member=member, spend=True)
+        )
+        account = locked.get(_points_key(member))
+        redeemed = locked.get(_org_key(member.organisation_id, POINTS_REDEEMED, POINTS_ASSET))
+        balance = locked.balances[account.pk]
         first = journal_by_idempotency_key(organisation_id=member.organisation_id, key=key)
         if first is None and balance.amount < points:
             raise ApplicationError(
@@ -328,7 +352,7 @@ def points_restore(*, actor: Actor, spend_journal: Journal, idempotency_key: str
     holder = _live_member(Member.objects.get(pk=original_account.owner_id))
     with transaction.atomic():
         account = _member_points_account(holder)
-        _lock_balances([original_account, account])
+        _lock_balances([*(e.account for e in entries), account])
         first = journal_by_idempotency_key(organisation_id=spend_journal.organisation_id, key=key)
         reversal = journal_reverse(journal=spend_journal, staff_id=_staff_id(actor), idempotency_key=key)
         if first is not None:
@@ -367,13 +391,12 @@ def points_take_back(*, actor: Actor, earn_journal: Journal, idempotency_key: st
             zh=f"凭证 #{earn_journal.pk} 不是积分获得记录，不能收回积分。",
             en=f"Journal #{earn_journal.pk} is not an earning of points; nothing to take back.",
         )
-    original_account = next(
-        e.account for e in earn_journal.entries.select_related("account") if _is_member_points(e.account)
-    )
+    entries = list(earn_journal.entries.select_related("account"))
+    original_account = next(e.account for e in entries if _is_member_points(e.account))
     holder = _live_member(lot.member)
     with transaction.atomic():
         account = _member_points_account(holder)
-        _lock_balances([original_account, account])
+        _lock_balances([*(e.account for e in entries), account])
         first = journal_by_idempotency_key(organisation_id=earn_journal.organisation_id, key=key)
         reversal = journal_reverse(journal=earn_journal, staff_id=_staff_id(actor), idempotency_key=key)
         if first is not None:
@@ -412,7 +435,7 @@ def points_expire_due(*, actor: Actor, today: date) -> int:
         member = Member.objects.get(pk=member_id)
         with transaction.atomic():
             account = _member_points_account(member)
-            _lock_balances([account])
+            _lock_balances([account, expired_account])
             lots = list(
                 PointsLot.objects.select_for_update()
                 .filter(member_id=member_id, remaining__gt=0, expires_on__lt=today)
@@ -465,8 +488,9 @@ def growth_add(
     key = validate_key(idempotency_key)
     member = _live_member(member)
     with transaction.atomic():
-        account = _member_growth_account(member)
-        source = _org_account(member.organisation_id, GROWTH_SOURCE, GROWTH_ASSET)
+        locked = accounts_lock(organisation_id=member.organisation_id, keys=growth_account_keys(member=member))
+        account = locked.get(_growth_key(member))
+        source = locked.get(_org_key(member.organisation_id, GROWTH_SOURCE, GROWTH_ASSET))
         return journal_post(
             organisation_id=member.organisation_id,
             code="growth.earn" if amount_fen > 0 else "growth.refund",
@@ -477,6 +501,190 @@ def growth_add(
             store_id=_store_id(actor),
             idempotency_key=key,
         )
+
+
+# --- Building blocks of a checkout: one batch of journals over accounts locked once ----------------------------
+#
+# A checkout posts its CNY, points and growth journals in one ``ledger.services.journals_post`` over the
+# accounts it locked in one ``accounts_lock`` (keys from ``points_account_keys`` / ``growth_account_keys``).
+# These functions do the checks and arithmetic of ``points_spend`` / ``points_earn`` / ``growth_add`` against
+# those locked balances and return what to post, and what to write once the journal exists (the lot, the
+# lot uses). They take the live member (the checkout has checked she is active, so not merged) and do not
+# check for a replay: the checkout's own key, claimed in the same transaction, covers its derived keys.
+
+
+def points_account_keys(*, member: Member, earn: bool = False, spend: bool = False) -> list[AccountKey]:
+    """The member's points account, with the organisation's ``points_issued`` (earn) / ``points_redeemed``."""
+    keys = [_points_key(member)]
+    if earn:
+        keys.append(_org_key(member.organisation_id, POINTS_ISSUED, POINTS_ASSET))
+    if spend:
+        keys.append(_org_key(member.organisation_id, POINTS_REDEEMED, POINTS_ASSET))
+    return keys
+
+
+def growth_account_keys(*, member: Member) -> list[AccountKey]:
+    return [_growth_key(member), _org_key(member.organisation_id, GROWTH_SOURCE, GROWTH_ASSET)]
+
+
+@dataclass(frozen=True)
+class PreparedSpending:
+    posting: Posting
+    member_id: int
+    points: int
+
+    def take_from_lots(self, journal: Journal) -> None:
+        """After the journal is written: take the points from the lots expiring first (``points_spend``)."""
+        _take_from_lots(member_id=self.member_id, points=self.points, journal=journal)
+
+
+@dataclass(frozen=True)
+class PreparedEarning:
+    posting: Posting
+    member: Member
+    points: int
+    source_code: str
+    earned_on: date
+    expires_on: date
+    debt: int
+
+    def create_lot(self, journal: Journal) -> PointsLot:
+        """After the journal is written: the lot of these points, less the debt they repay (``points_earn``)."""
+        return PointsLot.objects.create(
+            organisation_id=self.member.organisation_id,
+            member=self.member,
+            journal=journal,
+            source_code=self.source_code,
+            earned_on=self.earned_on,
+            expires_on=self.expires_on,
+            amount=self.points,
+            remaining=self.points - min(self.points, self.debt),
+        )
+
+
+def points_spend_prepare(
+    *,
+    actor: Actor,
+    member: Member,
+    points: int,
+    locked: LockedAccounts,
+    reference_type: str,
+    reference_id: str,
+    idempotency_key: str,
+    code: str = "points.spend",
+) -> PreparedSpending:
+    """``points_spend`` against locked balances: same checks and ``points.insufficient``; nothing written."""
+    _check_actor(actor, member)
+    _check_live(member)
+    _check_int("points", points)
+    if points <= 0:
+        raise ValidationFailed(
+            "points.invalid_amount", zh="积分数量：必须大于 0。", en="points: must be more than 0.", field="points"
+        )
+    _check_points(points)
+    key = validate_key(idempotency_key)
+    account = locked.get(_points_key(member))
+    redeemed = locked.get(_org_key(member.organisation_id, POINTS_REDEEMED, POINTS_ASSET))
+    balance = locked.balance(account)
+    if balance < points:
+        raise ApplicationError(
+            "points.insufficient",
+            zh=f"积分不足：现有 {max(balance, 0)} 积分，需要 {points} 积分。",
+            en=f"Not enough points: the member has {max(balance, 0)}, {points} are needed.",
+            field="points",
+            extra={"balance": balance, "points": points},
+        )
+    posting = Posting(
+        code=code,
+        entries=[Leg(account, -points), Leg(redeemed, points)],
+        reference_type=reference_type,
+        reference_id=reference_id,
+        staff_id=_staff_id(actor),
+        store_id=_store_id(actor),
+        idempotency_key=key,
+    )
+    return PreparedSpending(posting=posting, member_id=member.pk, points=points)
+
+
+def points_earn_prepare(
+    *,
+    actor: Actor,
+    member: Member,
+    points: int,
+    locked: LockedAccounts,
+    source_code: str,
+    reference_type: str,
+    reference_id: str,
+    idempotency_key: str,
+    earned_on: date,
+    lifetime_months: int,
+    posted_before: int = 0,
+) -> PreparedEarning | None:
+    """``points_earn`` against locked balances; None for ``points <= 0``. ``posted_before`` is the change to
+    the member's points posted earlier in the same batch (a spend: negative), so the debt is the one the
+    earning meets."""
+    _check_actor(actor, member)
+    _check_live(member)
+    _check_int("points", points)
+    if points <= 0:
+        return None
+    _check_points(points)
+    source_code = _check_text("source_code", source_code, 64)
+    key = validate_key(idempotency_key)
+    if not 1 <= lifetime_months <= MAX_LIFETIME_MONTHS:
+        raise ValueError(f"lifetime_months must be 1 to {MAX_LIFETIME_MONTHS}, got {lifetime_months}")
+    account = locked.get(_points_key(member))
+    issued = locked.get(_org_key(member.organisation_id, POINTS_ISSUED, POINTS_ASSET))
+    posting = Posting(
+        code="points.earn",
+        entries=[Leg(issued, -points), Leg(account, points)],
+        reference_type=reference_type,
+        reference_id=reference_id,
+        staff_id=_staff_id(actor),
+        store_id=_store_id(actor),
+        idempotency_key=key,
+        memo=source_code,
+    )
+    return PreparedEarning(
+        posting=posting,
+        member=member,
+        points=points,
+        source_code=source_code,
+        earned_on=earned_on,
+        expires_on=add_months(earned_on, lifetime_months),
+        debt=max(0, -(locked.balance(account) + posted_before)),
+    )
+
+
+def growth_add_prepare(
+    *,
+    actor: Actor,
+    member: Member,
+    amount_fen: int,
+    locked: LockedAccounts,
+    reference_type: str,
+    reference_id: str,
+    idempotency_key: str,
+) -> Posting | None:
+    """``growth_add`` against locked accounts; None for 0."""
+    _check_actor(actor, member)
+    _check_live(member)
+    _check_int("amount_fen", amount_fen)
+    if amount_fen == 0:
+        return None
+    _check_points(abs(amount_fen), field="amount_fen")
+    key = validate_key(idempotency_key)
+    account = locked.get(_growth_key(member))
+    source = locked.get(_org_key(member.organisation_id, GROWTH_SOURCE, GROWTH_ASSET))
+    return Posting(
+        code="growth.earn" if amount_fen > 0 else "growth.refund",
+        entries=[Leg(source, -amount_fen), Leg(account, amount_fen)],
+        reference_type=reference_type,
+        reference_id=reference_id,
+        staff_id=_staff_id(actor),
+        store_id=_store_id(actor),
+        idempotency_key=key,
+    )
 
 
 # --- Member merge, export ------------------------------------------------------------------------------------
@@ -597,6 +805,23 @@ def _org_account(organisation_id: int, kind: str, asset: str) -> Account:
         kind=kind,
         may_go_negative=True,
     )
+
+
+def _points_key(member: Member) -> AccountKey:
+    return AccountKey("member", member.pk, POINTS_ASSET, MEMBER_POINTS, may_go_negative=True)
+
+
+def _growth_key(member: Member) -> AccountKey:
+    return AccountKey("member", member.pk, GROWTH_ASSET, MEMBER_GROWTH, may_go_negative=True)
+
+
+def _org_key(organisation_id: int, kind: str, asset: str) -> AccountKey:
+    return AccountKey("organisation", organisation_id, asset, kind, may_go_negative=True)
+
+
+def _check_live(member: Member) -> None:
+    if member.status == MemberStatus.MERGED:
+        raise ValueError(f"member #{member.pk} was merged; prepare for the member she was merged into")
 
 
 def _is_member_points(account: Account) -> bool:

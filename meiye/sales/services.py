@@ -6,10 +6,14 @@ written nothing. Completing a bill posts, in that transaction (ADR 0003):
 - one CNY journal ``sales.bill``: each external tender's store account −amount, the wallet's
   principal and bonus −(their split), the store's ``points_offset`` −(value of the points), and the
   store's ``revenue`` +payable — it nets to zero;
-- a PTS journal for the points offset (``loyalty.points_spend``);
-- the points earned (``loyalty.points_earn``) on the earning money only — cash, card, WeChat, Alipay
+- a PTS journal for the points offset (as ``loyalty.points_spend``);
+- the points earned (as ``loyalty.points_earn``) on the earning money only — cash, card, WeChat, Alipay
   and stored-value principal — allocated over the lines by the largest remainder, one floor per line;
-- the growth value (``loyalty.growth_add``) of the same earning money.
+- the growth value (as ``loyalty.growth_add``) of the same earning money.
+
+They are written together by one ``ledger.services.journals_post`` over balance rows locked once
+(``accounts_lock``), with the loyalty and wallet apps' ``*_prepare`` / ``*_locked`` building blocks doing
+their checks and arithmetic: the same journals, entries, lots and errors as the one-by-one services.
 
 Refunding (``bill_refund``) reverses exactly what the bill did for the part refunded: one CNY journal
 ``sales.refund`` (the bill's journal reversed line for line when the whole bill is refunded at once to
@@ -22,8 +26,10 @@ result and writes nothing and the same key with another request is ``idempotency
 The ledger journals carry keys derived from the operation's key (``<key>:cny`` …, ADR 0003).
 
 Locks are taken in one order by every sales operation, so two of them cannot deadlock: the bill (a
-refund) or the store's bill sequence (a new bill), the store's sales accounts, the member's wallet,
-then points, then growth.
+refund) or the store's bill sequence (a new bill), then every balance row the operation posts to — the
+store's accounts, the member's wallet, points and growth, the organisation's points and growth accounts —
+in ONE statement, in primary-key order (the ledger's order, as ``journal_post`` and ``wallet_recharge``
+lock); the services called afterwards only meet rows already held. Points lots come after the balances.
 """
 
 from __future__ import annotations
@@ -34,21 +40,37 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from meiye.audit.services import audit_record
-from meiye.catalog.models import Item
+from meiye.catalog.models import Item, StorePrice
 from meiye.catalog.selectors import store_prices
 from meiye.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed, not_found
 from meiye.core.idempotency import canonical_hash, conflict_error, validate_key
 from meiye.core.money import Money, allocate_int
-from meiye.ledger.models import Account, Balance, Journal
-from meiye.ledger.services import Leg, journal_post, journal_reverse
+from meiye.ledger.models import Account, Journal
+from meiye.ledger.services import AccountKey, Leg, Posting, accounts_lock, journal_post, journal_reverse, journals_post
 from meiye.loyalty.models import PointsLot
-from meiye.loyalty.selectors import earning_rates
-from meiye.loyalty.services import growth_add, points_earn, points_restore, points_spend, points_take_back
+from meiye.loyalty.selectors import (
+    earning_rate_subquery,
+    earning_rates,
+    points_lifetime_months,
+    points_lifetime_or_default,
+    points_lifetime_subquery,
+)
+from meiye.loyalty.services import (
+    growth_account_keys,
+    growth_add,
+    growth_add_prepare,
+    points_account_keys,
+    points_earn,
+    points_earn_prepare,
+    points_restore,
+    points_spend_prepare,
+    points_take_back,
+)
 from meiye.members.models import Member, MemberStatus
 from meiye.members.selectors import member_get
 from meiye.org.context import Actor
@@ -81,8 +103,13 @@ from meiye.sales.pricing import (
     price_line,
     prorate_cumulative,
 )
-from meiye.wallet.selectors import CNY
-from meiye.wallet.services import store_account, wallet_refund_legs, wallet_spend_legs, wallet_split
+from meiye.wallet.selectors import spend_order_or_default, spend_order_subquery, wallet_spend_order
+from meiye.wallet.services import (
+    store_account_key,
+    wallet_account_keys,
+    wallet_refund_legs,
+    wallet_split_locked,
+)
 
 # Every journal of a bill, its refunds included, references the bill, so the ledger tells its whole story
 # (``ledger.selectors.journals_for_reference``).
@@ -240,10 +267,11 @@ def bill_complete(*, actor: Actor, bill: Bill, tenders: Sequence[TenderInput], i
             Bill.objects.filter(pk=locked.pk).update(idempotency_key=key, request_hash=request_hash)
             locked.idempotency_key, locked.request_hash = key, request_hash
             lines = list(locked.lines.order_by("pk"))
-            _complete(actor, locked, lines, tenders, key, sales_settings_for(locked.store))
+            _complete(actor, locked, lines, tenders, key, _CheckoutConfig(settings=sales_settings_for(locked.store)))
     except IntegrityError:
         replay = _bill_replay(actor, key, request_hash)
         if replay is None:
+            _explain_key_clash(actor, key)
             raise
         return replay
     return locked
@@ -285,9 +313,14 @@ def bill_checkout(
         )
     try:
         with transaction.atomic():
-            store = _checkout_store(actor)
+            store, config = _checkout_store_and_config(actor)
             checked_member = _checkout_member(actor, member)
-            items = _items_by_id(actor, [line.item_id for line in lines])
+            items = _items_by_id(actor, [line.item_id for line in lines], store=store)
+            config.rates = {
+                item.category.earning_category: rate
+                for item in items.values()
+                if (rate := getattr(item, "earning_rate", None)) is not None
+            }
             staff = _staff_by_id(
                 actor,
                 [
@@ -298,7 +331,18 @@ def bill_checkout(
                 ],
             )
             snapshot = _member_snapshot(checked_member)
-            ctx = _pricing_context(actor, store, checked_member, snapshot, list(items.values()))
+            ctx = PricingContext(
+                actor=actor,
+                store=store,
+                member=checked_member,
+                settings=config.settings,
+                store_prices={
+                    item.pk: price
+                    for item in items.values()
+                    if (price := getattr(item, "store_price_fen", None)) is not None
+                },
+                member_info=dict(snapshot),
+            )
             built = [
                 _build_line(
                     ctx,
@@ -314,13 +358,25 @@ def bill_checkout(
             ]
             bill = _insert_bill(actor, store, checked_member, key=key, request_hash=request_hash, lines=built)
             # The lines are written by _complete, once their earnings are known (one INSERT).
-            _complete(actor, bill, built, tenders, key, ctx.settings)
+            _complete(actor, bill, built, tenders, key, config)
     except IntegrityError:
         replay = _bill_replay(actor, key, request_hash)
         if replay is None:
+            _explain_key_clash(actor, key)
             raise
         return replay
     return bill
+
+
+@dataclass
+class _CheckoutConfig:
+    """The store's and organisation's rules a completion reads. ``bill_checkout`` reads them all with the
+    store's row; ``bill_complete`` leaves the others None and they are read when needed."""
+
+    settings: SalesSettings
+    spend_order: str | None = None
+    points_lifetime_months: int | None = None
+    rates: dict[str, int] | None = None  # points per 元 of the bill's earning categories
 
 
 @dataclass
@@ -339,77 +395,108 @@ def _complete(
     lines: list[BillLine],
     tenders: Sequence[TenderInput],
     key: str,
-    settings: SalesSettings,
+    config: _CheckoutConfig,
 ) -> None:
-    """Post a locked open bill whose totals are current. Runs inside the caller's transaction.
+    """Post a locked open bill whose totals are current. Runs inside the caller's transaction, which has
+    just claimed ``key`` on the bill row (so the journals' derived keys are fresh, see ``journals_post``).
 
     ``lines`` are the bill's lines, saved (``bill_complete``) or not yet (``bill_checkout``: they are
     inserted here with their earnings, in one statement).
+
+    Every balance row the bill posts to — the store's accounts, the member's wallet, points and growth, the
+    organisation's points and growth accounts — is locked in ONE statement in primary-key order (the
+    ledger's order), and the journals are written by one ``journals_post``: one INSERT for the journals,
+    one for their entries, one UPDATE for the balances.
     """
     if not lines:
         raise ValidationFailed("sales.no_lines", zh="消费单至少需要一项。", en="A bill needs at least one line.")
     store, member = bill.store, bill.member
     payable = bill.payable_total_fen
+    settings = config.settings
     plans = _plan_tenders(bill, tenders, settings)
 
-    # 1. The store's sales accounts, locked first (see the module docstring).
-    accounts = _locked_store_accounts(store, [p.kind for p in plans])
-
-    # 2. Stored value: principal and bonus by the store's spend order (locks the wallet).
     sv_plan = next((p for p in plans if p.kind == TenderKind.STORED_VALUE), None)
+    points_plan = next((p for p in plans if p.kind == TenderKind.POINTS), None)
+    external_fen = sum(p.amount_fen for p in plans if p.kind in EXTERNAL_TENDERS)
+    may_earn = member is not None and (external_fen > 0 or sv_plan is not None)
+
+    # 1. Every balance row the bill may post to, locked at once.
+    store_keys = {kind: store_account_key(store=store, kind=kind) for kind in _store_account_kinds(plans)}
+    keys: list[AccountKey] = list(store_keys.values())
+    if member is not None:
+        if sv_plan is not None:
+            wallet_keys = wallet_account_keys(member=member)
+            keys.extend((wallet_keys.principal, wallet_keys.bonus))
+        if points_plan is not None or may_earn:
+            keys.extend(points_account_keys(member=member, earn=may_earn, spend=points_plan is not None))
+        if may_earn:
+            keys.extend(growth_account_keys(member=member))
+    locked = accounts_lock(organisation_id=bill.organisation_id, keys=keys)
+
+    # 2. The CNY journal: external tenders, stored value (principal and bonus by the store's spend order),
+    #    the points offset, revenue.
     legs: list[Leg] = []
     principal_fen = bonus_fen = 0
     for plan in plans:
         if plan.kind in EXTERNAL_TENDERS:
-            legs.append(Leg(accounts[f"tender_{plan.kind}"], -plan.amount_fen))
+            legs.append(Leg(locked.get(store_keys[f"tender_{plan.kind}"]), -plan.amount_fen))
     if sv_plan is not None:
         assert member is not None  # checked by _plan_tenders
-        split = wallet_split(member=member, store=store, amount=Money(sv_plan.amount_fen))
+        if config.spend_order is None:
+            config.spend_order = wallet_spend_order(store)
+        split = wallet_split_locked(
+            member=member, store=store, amount=Money(sv_plan.amount_fen), locked=locked, spend_order=config.spend_order
+        )
         principal_fen, bonus_fen = split.principal.fen, split.bonus.fen
-        legs.extend(wallet_spend_legs(member=member, split=split))
-    points_plan = next((p for p in plans if p.kind == TenderKind.POINTS), None)
+        wallet_keys = wallet_account_keys(member=member)
+        legs.extend(
+            Leg(locked.get(account_key), -part)
+            for account_key, part in ((wallet_keys.principal, principal_fen), (wallet_keys.bonus, bonus_fen))
+            if part
+        )
     if points_plan is not None:
-        legs.append(Leg(accounts["points_offset"], -points_plan.amount_fen))
-    cny_journal: Journal | None = None
+        legs.append(Leg(locked.get(store_keys["points_offset"]), -points_plan.amount_fen))
+    postings: dict[str, Posting] = {}
+    reference = {"reference_type": BILL_REFERENCE, "reference_id": str(bill.pk)}
     if payable > 0:
-        legs.append(Leg(accounts["revenue"], payable))
-        cny_journal = journal_post(
-            organisation_id=bill.organisation_id,
+        legs.append(Leg(locked.get(store_keys["revenue"]), payable))
+        postings["cny"] = Posting(
             code="sales.bill",
             entries=legs,
-            reference_type=BILL_REFERENCE,
-            reference_id=str(bill.pk),
             staff_id=_staff_id(actor),
             store_id=store.pk,
             idempotency_key=_derived_key(key, "cny"),
             memo=bill.number,
+            **reference,
         )
 
     # 3. The points offset.
-    points_spend_journal: Journal | None = None
+    spending = None
     if points_plan is not None:
         assert member is not None
-        points_spend_journal = points_spend(
+        spending = points_spend_prepare(
             actor=actor,
             member=member,
             points=points_plan.points,
-            reference_type=BILL_REFERENCE,
-            reference_id=str(bill.pk),
+            locked=locked,
             idempotency_key=_derived_key(key, "pts-spend"),
             code="sales.points_offset",
+            **reference,
         )
+        postings["pts-spend"] = spending.posting
 
     # 4. Earning: only real money, allocated over the lines; points credited once the bill is paid.
-    earning_fen = sum(p.amount_fen for p in plans if p.kind in EXTERNAL_TENDERS) + principal_fen
+    earning_fen = external_fen + principal_fen
     points_total = 0
-    points_earn_journal_id: int | None = None
-    growth_journal: Journal | None = None
+    earning = None
     if member is not None:
+        if earning_fen > 0 and config.rates is None:
+            config.rates = earning_rates(bill.organisation)
         ctx = EarningContext(
             actor=actor,
             store=store,
             member=member,
-            rates=earning_rates(bill.organisation) if earning_fen > 0 else {},
+            rates=(config.rates or {}) if earning_fen > 0 else {},
             on=timezone.localtime(timezone.now(), _zone(store)).date(),
             member_info=dict(bill.member_snapshot),
         )
@@ -419,26 +506,52 @@ def _complete(
             line.earning_fen, line.points_earned, line.earning_steps = share, earned.points, earned.steps
             points_total += earned.points
         if points_total > 0:
-            lot = points_earn(
+            if config.points_lifetime_months is None:
+                config.points_lifetime_months = points_lifetime_months(bill.organisation_id)
+            earning = points_earn_prepare(
                 actor=actor,
                 member=member,
                 points=points_total,
+                locked=locked,
                 source_code="sales.bill",
-                reference_type=BILL_REFERENCE,
-                reference_id=str(bill.pk),
                 idempotency_key=_derived_key(key, "pts-earn"),
                 earned_on=ctx.on,
+                lifetime_months=config.points_lifetime_months,
+                posted_before=-spending.points if spending is not None else 0,
+                **reference,
             )
-            points_earn_journal_id = lot.journal_id if lot is not None else None
+            if earning is not None:
+                postings["pts-earn"] = earning.posting
         if earning_fen > 0:
-            growth_journal = growth_add(
+            growth = growth_add_prepare(
                 actor=actor,
                 member=member,
                 amount_fen=earning_fen,
-                reference_type=BILL_REFERENCE,
-                reference_id=str(bill.pk),
+                locked=locked,
                 idempotency_key=_derived_key(key, "grw"),
+                **reference,
             )
+            if growth is not None:
+                postings["grw"] = growth
+
+    # The journals, in the order the bill has always posted them; their keys derive from the bill's.
+    journals = dict(
+        zip(
+            postings,
+            journals_post(
+                organisation_id=bill.organisation_id, postings=list(postings.values()), locked=locked, keys_claimed=True
+            ),
+            strict=True,
+        )
+    )
+    cny_journal = journals.get("cny")
+    points_spend_journal = journals.get("pts-spend")
+    if spending is not None and points_spend_journal is not None:
+        spending.take_from_lots(points_spend_journal)
+    points_earn_journal_id: int | None = None
+    if earning is not None:
+        points_earn_journal_id = earning.create_lot(journals["pts-earn"]).journal_id
+    growth_journal = journals.get("grw")
 
     # 5. The bill's own rows.
     if lines[0].pk is None:
@@ -763,8 +876,9 @@ def _refund(
     completes = all(line.refunded_quantity + quantities.get(pk, 0) == line.quantity for pk, line in lines.items())
     parts = _refund_tender_parts(refund, tenders, amount, completes, destination)
 
-    # 1. The store's sales accounts, then the CNY journal (the wallet is locked inside it).
-    accounts = _locked_store_accounts(store, [t.kind for t in tenders])
+    # 1. Every balance row the refund may post to, locked at once (see ``_lock_refund_accounts``), then the
+    #    CNY journal.
+    accounts = _lock_refund_accounts(locked, tenders, destination)
     if amount > 0:
         if is_full and destination == RefundDestination.ORIGINAL and locked.cny_journal is not None:
             refund.cny_journal = journal_reverse(
@@ -1197,6 +1311,67 @@ def _checkout_store(actor: Actor) -> Store:
     return store
 
 
+def _checkout_store_and_config(actor: Actor) -> tuple[Store, _CheckoutConfig]:
+    """``_checkout_store`` with the rules a checkout reads (sales settings, the wallet's spend order, how
+    long points last) in the same query, as scalar subqueries on the store's row (NULL: no settings row,
+    the defaults apply)."""
+    if actor.store is None:
+        return _checkout_store(actor), _CheckoutConfig(settings=SalesSettings())  # raises store_required
+    settings_row = SalesSettings.objects.filter(store=OuterRef("pk"))
+    try:
+        store = (
+            stores_visible(actor)
+            .annotate(
+                _has_sales_settings=Subquery(settings_row.values("pk")[:1]),
+                _floor_bp=Subquery(settings_row.values("manual_discount_floor_bp")[:1]),
+                _cap_bp=Subquery(settings_row.values("points_offset_cap_bp")[:1]),
+                _per_yuan=Subquery(settings_row.values("points_per_yuan_offset")[:1]),
+                _spend_order=spend_order_subquery("pk"),
+                _lifetime=points_lifetime_subquery("organisation_id"),
+            )
+            .get(pk=actor.store.pk)
+        )
+    except Store.DoesNotExist:
+        raise not_found("store.not_found", "门店", "Store") from None
+    if not store.is_active:
+        raise Conflict("sales.store_inactive", zh=f"门店 {store} 已停用。", en=f"Store {store} is not active.")
+    row: Any = store
+    if row._has_sales_settings is not None:
+        settings = SalesSettings(
+            store=store,
+            manual_discount_floor_bp=row._floor_bp,
+            points_offset_cap_bp=row._cap_bp,
+            points_per_yuan_offset=row._per_yuan,
+        )
+        settings._state.adding = False  # it is the stored row's values
+    else:
+        settings = SalesSettings(store=store)
+    return store, _CheckoutConfig(
+        settings=settings,
+        spend_order=spend_order_or_default(row._spend_order),
+        points_lifetime_months=points_lifetime_or_default(row._lifetime),
+    )
+
+
+def _explain_key_clash(actor: Actor, key: str) -> None:
+    """After an IntegrityError that is not a replay of the bill: if a journal key derived from ``key`` was
+    already used by something else (a refund or a recharge with the same key), say so as the ledger did
+    when it looked keys up one by one (``ledger.idempotency_conflict``); otherwise let the error stand."""
+    derived = [_derived_key(key, suffix) for suffix in ("cny", "pts-spend", "pts-earn", "grw")]
+    clash = (
+        Journal.objects.filter(organisation_id=actor.organisation.pk, idempotency_key__in=derived)
+        .values_list("idempotency_key", flat=True)
+        .first()
+    )
+    if clash is not None:
+        raise Conflict(
+            "ledger.idempotency_conflict",
+            zh=f"幂等键 {clash!r} 已用于另一笔内容不同的记账，请换一个新的键。",
+            en=f"Idempotency key {clash!r} was already used for a different posting; use a new key.",
+            field="idempotency_key",
+        ) from None
+
+
 def _checkout_member(actor: Actor, member: Member | None) -> Member | None:
     if member is None:
         return None
@@ -1247,19 +1422,38 @@ def _insert_bill(
 
 
 def _next_number(store: Store) -> str:
-    sequence, _ = BillSequence.objects.select_for_update().get_or_create(store=store)
-    number = sequence.next_value
-    BillSequence.objects.filter(pk=sequence.pk).update(next_value=F("next_value") + 1)
+    """The store's next bill number, taken under the sequence row's lock (held until commit, so numbers
+    have no gaps or duplicates): one ``UPDATE … RETURNING`` (PostgreSQL; SQLite 3.35+), or on the store's
+    first bill the row is created."""
+    table = connection.ops.quote_name(BillSequence._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET next_value = next_value + 1 WHERE store_id = %s RETURNING next_value - 1",  # noqa: S608
+            [store.pk],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        number = int(row[0])
+    else:
+        sequence, _ = BillSequence.objects.select_for_update().get_or_create(store=store)
+        number = sequence.next_value
+        BillSequence.objects.filter(pk=sequence.pk).update(next_value=F("next_value") + 1)
     return f"{store.code.upper()}-{number:06d}"
 
 
-def _items_by_id(actor: Actor, item_ids: list[int]) -> dict[int, Item]:
-    found = {
-        item.pk: item
-        for item in Item.objects.filter(organisation=actor.organisation, pk__in=set(item_ids)).select_related(
-            "category"
+def _items_by_id(actor: Actor, item_ids: list[int], *, store: Store | None = None) -> dict[int, Item]:
+    """The items with their categories; with ``store``, also annotated with ``store_price_fen`` (the store's
+    own price, as ``catalog.selectors.store_prices``) and ``earning_rate`` (points per 元 of the category,
+    as ``loyalty.selectors.earning_rates``), NULL where there is none — all in one query."""
+    qs = Item.objects.filter(organisation=actor.organisation, pk__in=set(item_ids)).select_related("category")
+    if store is not None:
+        qs = qs.annotate(
+            store_price_fen=Subquery(
+                StorePrice.objects.filter(store=store, item=OuterRef("pk")).values("price_fen")[:1]
+            ),
+            earning_rate=earning_rate_subquery(actor.organisation.pk, "category__earning_category"),
         )
-    }
+    found = {item.pk: item for item in qs}
     missing = sorted(set(item_ids) - set(found))
     if missing:
         raise NotFound(
@@ -1391,34 +1585,48 @@ def _recompute_totals(bill: Bill) -> None:
     bill.save(update_fields=["list_total_fen", "payable_total_fen", "discount_total_fen"])
 
 
-def _locked_store_accounts(store: Store, tender_kinds: Sequence[str]) -> dict[str, Account]:
-    """The store's accounts a checkout or refund posts to, by kind, with their balance rows locked in
-    primary-key order (the ledger's own order) — the first lock of every sales posting (see the module
-    docstring). One query once the accounts exist."""
-    kinds = {"revenue", *(f"tender_{kind}" for kind in tender_kinds if kind in EXTERNAL_TENDERS)}
-    if TenderKind.POINTS in tender_kinds:
+def _store_account_kinds(plans: Sequence[_TenderPlan]) -> set[str]:
+    """The store's accounts a bill's tenders post to: revenue, one per external tender, the points offset."""
+    kinds = {"revenue", *(f"tender_{p.kind}" for p in plans if p.kind in EXTERNAL_TENDERS)}
+    if any(p.kind == TenderKind.POINTS for p in plans):
         kinds.add("points_offset")
-    accounts = {
-        balance.account.kind: balance.account
-        for balance in Balance.objects.select_for_update(of=("self",))
-        .select_related("account")
-        .filter(
-            account__organisation_id=store.organisation_id,
-            account__owner_type="store",
-            account__owner_id=store.pk,
-            account__asset=CNY,
-            account__kind__in=kinds,
-        )
-        .order_by("account_id")
+    return kinds
+
+
+def _lock_refund_accounts(bill: Bill, tenders: list[Tender], destination: str) -> dict[str, Account]:
+    """Lock every balance row a refund of ``bill`` may post to in ONE statement, in primary-key order, as a
+    checkout does: the store's accounts, the wallet, points and growth of the bill's member and of the member
+    she was merged into since, the organisation's points and growth accounts. The services the refund then
+    calls (journal_post, journal_reverse, points_restore, points_take_back, growth_add) lock rows it already
+    holds, so a refund and a checkout of the same member cannot deadlock. Returns the store's accounts by
+    kind."""
+    kinds = {t.kind for t in tenders}
+    store_keys = {
+        kind: store_account_key(store=bill.store, kind=kind)
+        for kind in _store_account_kinds([_TenderPlan(kind=kind, amount_fen=0) for kind in kinds])
     }
-    missing = sorted(kinds - set(accounts))
-    if missing:
-        created = {kind: store_account(store=store, kind=kind) for kind in missing}
-        list(
-            Balance.objects.select_for_update()
-            .filter(account_id__in=[a.pk for a in created.values()])
-            .order_by("account_id")
-            .values_list("pk")
-        )
-        accounts.update(created)
-    return accounts
+    keys: list[AccountKey] = list(store_keys.values())
+    member = bill.member
+    if member is not None:
+        holders = [member]
+        while holders[-1].status == MemberStatus.MERGED and holders[-1].merged_into_id is not None:
+            survivor = Member.objects.get(pk=holders[-1].merged_into_id)
+            if any(h.pk == survivor.pk for h in holders):
+                break
+            holders.append(survivor)
+        for holder in holders:
+            if TenderKind.STORED_VALUE in kinds or destination == RefundDestination.STORED_VALUE:
+                wallet_keys = wallet_account_keys(member=holder)
+                keys.extend((wallet_keys.principal, wallet_keys.bonus))
+            if TenderKind.POINTS in kinds or bill.points_earned > 0:
+                keys.extend(
+                    points_account_keys(
+                        member=holder,
+                        earn=bill.points_earned > 0 or TenderKind.POINTS in kinds,
+                        spend=TenderKind.POINTS in kinds,
+                    )
+                )
+            if bill.growth_journal_id is not None:
+                keys.extend(growth_account_keys(member=holder))
+    locked = accounts_lock(organisation_id=bill.organisation_id, keys=keys)
+    return {kind: locked.get(key) for kind, key in store_keys.items()}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from meiye.core.money import Money
 from meiye.ledger.models import Balance
@@ -55,7 +55,17 @@ def wallet_balance(member: Member, *, lock: bool = False) -> WalletBalance:
 def wallet_spend_order(store: Store) -> str:
     """The store's rule for taking principal and bonus (proportional unless it set another)."""
     order = WalletSettings.objects.filter(store=store).values_list("spend_order", flat=True).first()
-    return order or SpendOrder.PROPORTIONAL
+    return spend_order_or_default(order)
+
+
+def spend_order_subquery(store_ref: str = "pk") -> Subquery:
+    """``wallet_spend_order`` as an expression over a store queryset's ``store_ref`` (NULL: no settings row;
+    pass the value through ``spend_order_or_default``), so a checkout reads it with the store's row."""
+    return Subquery(WalletSettings.objects.filter(store=OuterRef(store_ref)).values("spend_order")[:1])
+
+
+def spend_order_or_default(value: str | None) -> str:
+    return value or SpendOrder.PROPORTIONAL
 
 
 @dataclass(frozen=True, slots=True)

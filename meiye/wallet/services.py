@@ -21,7 +21,7 @@ from meiye.core.idempotency import conflict_error, validate_key
 from meiye.core.money import Money, allocate_int
 from meiye.ledger.models import Account, Balance
 from meiye.ledger.selectors import account_find
-from meiye.ledger.services import Leg, account_get_or_create, journal_post
+from meiye.ledger.services import AccountKey, Leg, LockedAccounts, account_get_or_create, journal_post
 from meiye.members.models import Member, MemberStatus
 from meiye.members.selectors import member_get
 from meiye.org.context import Actor
@@ -47,6 +47,8 @@ __all__ = [
     "WalletSplit",
     "split_amount",
     "store_account",
+    "store_account_key",
+    "wallet_account_keys",
     "wallet_accounts",
     "wallet_balance",
     "wallet_export_section",
@@ -57,6 +59,7 @@ __all__ = [
     "wallet_settings_set",
     "wallet_spend_legs",
     "wallet_split",
+    "wallet_split_locked",
 ]
 
 # A store's CNY source/sink accounts (ADR 0003); all may go negative.
@@ -82,6 +85,12 @@ PREPAID_RECORD_REASON = (
 class WalletAccounts:
     principal: Account
     bonus: Account
+
+
+@dataclass(frozen=True, slots=True)
+class WalletAccountKeys:
+    principal: AccountKey
+    bonus: AccountKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +120,20 @@ def store_account(*, store: Store, kind: str) -> Account:
         asset=CNY,
         kind=kind,
         may_go_negative=True,
+    )
+
+
+def store_account_key(*, store: Store, kind: str) -> AccountKey:
+    """``store_account``'s account as a key for ``ledger.services.accounts_lock`` (nothing is read)."""
+    if kind not in STORE_ACCOUNT_KINDS:
+        raise ValueError(f"unknown store account kind {kind!r}; expected one of {sorted(STORE_ACCOUNT_KINDS)}")
+    return AccountKey("store", store.pk, CNY, kind, may_go_negative=True)
+
+
+def wallet_account_keys(*, member: Member) -> WalletAccountKeys:
+    """``wallet_accounts`` as keys for ``ledger.services.accounts_lock`` (nothing is read)."""
+    return WalletAccountKeys(
+        principal=AccountKey("member", member.pk, CNY, PRINCIPAL), bonus=AccountKey("member", member.pk, CNY, BONUS)
     )
 
 
@@ -163,29 +186,51 @@ def wallet_split(*, member: Member, store: Store, amount: Money) -> WalletSplit:
         raise NotFound("store.not_found", zh="找不到门店，或您无权查看。", en="Store not found, or not visible to you.")
     with transaction.atomic():
         balance = wallet_balance(member, lock=True)
-        if amount > balance.total:
-            raise ApplicationError(
-                "wallet.insufficient_balance",
-                zh=f"储值余额不足：余额 {balance.total}（本金 {balance.principal}，赠送 {balance.bonus}），本次需 {amount}。",
-                en=(
-                    f"Not enough stored value: the balance is {balance.total} (principal {balance.principal}, "
-                    f"bonus {balance.bonus}), {amount} is needed."
-                ),
-                field="amount",
-                extra={
-                    "balance": balance.total.as_decimal_string(),
-                    "balance_fen": balance.total.fen,
-                    "principal_fen": balance.principal.fen,
-                    "bonus_fen": balance.bonus.fen,
-                    "amount_fen": amount.fen,
-                },
-            )
-        principal, bonus = split_amount(
-            amount_fen=amount.fen,
-            principal_fen=balance.principal.fen,
-            bonus_fen=balance.bonus.fen,
-            spend_order=wallet_spend_order(store),
+        return _split_or_refuse(balance, amount, wallet_spend_order(store))
+
+
+def wallet_split_locked(
+    *, member: Member, store: Store, amount: Money, locked: LockedAccounts, spend_order: str
+) -> WalletSplit:
+    """``wallet_split`` for a checkout that has locked the member's wallet accounts already, with every other
+    account it posts to, in one ``accounts_lock`` (keys from ``wallet_account_keys``), and has read the
+    store's ``spend_order`` with its other settings. Same refusals; no query."""
+    if not isinstance(amount, Money) or amount.fen <= 0:
+        raise _invalid_amount("amount")
+    if store.organisation_id != member.organisation_id:
+        raise NotFound("store.not_found", zh="找不到门店，或您无权查看。", en="Store not found, or not visible to you.")
+    keys = wallet_account_keys(member=member)
+    balance = WalletBalance(
+        principal=Money(locked.balance(locked.get(keys.principal))),
+        bonus=Money(locked.balance(locked.get(keys.bonus))),
+    )
+    return _split_or_refuse(balance, amount, spend_order)
+
+
+def _split_or_refuse(balance: WalletBalance, amount: Money, spend_order: str) -> WalletSplit:
+    if amount > balance.total:
+        raise ApplicationError(
+            "wallet.insufficient_balance",
+            zh=f"储值余额不足：余额 {balance.total}（本金 {balance.principal}，赠送 {balance.bonus}），本次需 {amount}。",
+            en=(
+                f"Not enough stored value: the balance is {balance.total} (principal {balance.principal}, "
+                f"bonus {balance.bonus}), {amount} is needed."
+            ),
+            field="amount",
+            extra={
+                "balance": balance.total.as_decimal_string(),
+                "balance_fen": balance.total.fen,
+                "principal_fen": balance.principal.fen,
+                "bonus_fen": balance.bonus.fen,
+                "amount_fen": amount.fen,
+            },
         )
+    principal, bonus = split_amount(
+        amount_fen=amount.fen,
+        principal_fen=balance.principal.fen,
+        bonus_fen=balance.bonus.fen,
+        spend_order=spend_order,
+    )
     return WalletSplit(principal=Money(principal), bonus=Money(bonus))
 
 

@@ -280,9 +280,12 @@ class BillViewSet(ActorMixin, viewsets.GenericViewSet):
     def checkout_now(self, request: Request) -> Response:
         form = s.OneShotCheckoutSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        member_id = form.validated_data.get("member_id")
         bill = bill_checkout(
             actor=self.actor,
-            member=_member(self.actor, form.validated_data.get("member_id")),
+            # Only the id: bill_checkout reads and scopes the member itself, inside its transaction (member_get:
+            # 404 member.not_found, 409 sales.member_inactive), so reading her here too would only cost queries.
+            member=Member(pk=member_id) if member_id is not None else None,
             lines=form.to_lines(self.approval_pins),
             tenders=form.to_tenders(),
             idempotency_key=_key(request),

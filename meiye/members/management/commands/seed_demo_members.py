@@ -357,7 +357,9 @@ class Command(BaseCommand):
         org = ctx.organisation
         out = self.stdout
         total_members = Member.objects.filter(organisation=org).count()
-        out.write(self.style.SUCCESS(f"{org.name} ({org.code}) 演示数据已就绪 / demo data ready in {elapsed_ms / 1000:.1f} s"))
+        out.write(
+            self.style.SUCCESS(f"{org.name} ({org.code}) 演示数据已就绪 / demo data ready in {elapsed_ms / 1000:.1f} s")
+        )
         out.write(f"  门店 Stores            {len(ctx.stores):>8}   new {counts.stores}")
         out.write(f"  员工 Staff             {len(demo.STAFF) - len(counts.skipped_staff):>8}   new {counts.staff}")
         out.write(f"  自定义字段 Custom fields {len(ctx.fields):>6}   new {counts.custom_fields}")
