@@ -1275,11 +1275,14 @@ def _lock_open_bill(actor: Actor, bill: Bill) -> Bill:
     return locked
 
 
+_STATUS_ZH = {BillStatus.OPEN: "未结账", BillStatus.COMPLETED: "已结账", BillStatus.VOIDED: "已作废"}
+
+
 def _require_open(bill: Bill) -> None:
     if bill.status != BillStatus.OPEN:
         raise Conflict(
             "sales.bill_not_open",
-            zh=f"消费单 {bill.number} 已{bill.get_status_display()}，不能再修改。",
+            zh=f"消费单 {bill.number} 状态为「{_STATUS_ZH.get(bill.status, bill.status)}」，不能再修改。",
             en=f"Bill {bill.number} is {bill.status} and can no longer be changed.",
         )
 

@@ -342,7 +342,8 @@ def test_voiding_a_completed_bill_is_refused_and_writes_nothing(receptionist, co
     response = client.post(f"/bills/{completed_bill.pk}/void/", {"reason": "误操作"})
 
     assert response.status_code == 400
-    # the service's message names the status by its bilingual label ("已已结账 Completed"): reported
-    assert field_errors(response.content.decode(), "void")[0].endswith("，不能再修改。")
+    assert field_errors(response.content.decode(), "void")[0] == (
+        f"消费单 {completed_bill.number} 状态为「已结账」，不能再修改。"
+    )
     assert sales_state() == before
     assert Bill.objects.get(pk=completed_bill.pk).status == BillStatus.COMPLETED
