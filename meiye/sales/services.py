@@ -1275,7 +1275,7 @@ def _lock_open_bill(actor: Actor, bill: Bill) -> Bill:
     return locked
 
 
-_STATUS_ZH = {BillStatus.OPEN: "未结账", BillStatus.COMPLETED: "已结账", BillStatus.VOIDED: "已作废"}
+_STATUS_ZH: dict[str, str] = {BillStatus.OPEN: "未结账", BillStatus.COMPLETED: "已结账", BillStatus.VOIDED: "已作废"}
 
 
 def _require_open(bill: Bill) -> None:
