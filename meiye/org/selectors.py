@@ -42,3 +42,16 @@ def staff_get(actor: Actor, staff_id: int | str) -> Staff:
         return staff_list(actor).get(pk=int(staff_id))
     except (Staff.DoesNotExist, ValueError, TypeError):
         raise not_found("staff.not_found", "员工", "Staff member") from None
+
+
+def colleagues(actor: Actor, store: Store) -> list[Staff]:
+    """The active staff of a store the actor works in: who may perform or sell a line, or approve a price.
+
+    Unlike ``staff_list`` this needs no ``staff.view``: a cashier must be able to name the beautician."""
+    store = store_get(actor, store.pk)
+    return list(Staff.objects.filter(organisation=actor.organisation, is_active=True, stores=store).order_by("id"))
+
+
+def colleague_get(actor: Actor, staff_id: int) -> Staff | None:
+    """An active staff member of the actor's organisation named on a bill line, or None."""
+    return Staff.objects.filter(organisation=actor.organisation, is_active=True, pk=staff_id).first()

@@ -73,3 +73,19 @@ def test_staff_get_outside_the_managers_stores_is_not_found(manager, receptionis
 def test_system_actor_sees_everything(org, store1, store2, receptionist2):
     assert store_get(Actor.system(org), store2.pk) == store2
     assert [s.username for s in staff_list(Actor.system(org))] == ["reception2"]
+
+
+def test_colleagues_are_the_active_staff_of_a_store_the_actor_works_in(
+    receptionist, receptionist2, manager, beautician, actor_for, store1, store2
+):
+    from meiye.core.errors import NotFound
+    from meiye.org.selectors import colleague_get, colleagues
+
+    actor = actor_for(receptionist, store1)
+    assert colleagues(actor, store1) == [receptionist, manager, beautician]
+    with pytest.raises(NotFound):
+        colleagues(actor, store2)
+    assert colleague_get(actor, receptionist2.pk) == receptionist2  # any active colleague of the brand
+    beautician.is_active = False
+    beautician.save()
+    assert colleague_get(actor, beautician.pk) is None

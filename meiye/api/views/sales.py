@@ -42,7 +42,7 @@ from meiye.members.models import Member
 from meiye.members.selectors import member_get
 from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
-from meiye.org.selectors import store_get
+from meiye.org.selectors import colleague_get, store_get
 from meiye.sales.models import Bill, BillStatus, Refund
 from meiye.sales.selectors import bill_get, bills_list, daily_close, receipt
 from meiye.sales.services import (
@@ -99,13 +99,10 @@ def _member(actor: Actor, member_id: int | None) -> Member | None:
 
 
 def _staff(actor: Actor, staff_id: int | None, field: str) -> Staff | None:
-    """A colleague named on a line (beautician, seller, approver): any staff member of the organisation.
-
-    Not ``org.selectors.staff_get``: that needs ``staff.view``, which a receptionist does not hold.
-    """
+    """A colleague named on a line (beautician, seller, approver): an active staff member of the organisation."""
     if staff_id is None:
         return None
-    found = Staff.objects.filter(organisation=actor.organisation, pk=staff_id).first()
+    found = colleague_get(actor, staff_id)
     if found is None:
         raise ValidationFailed(
             "sales.invalid_staff",

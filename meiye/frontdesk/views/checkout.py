@@ -40,6 +40,7 @@ from meiye.members.selectors import member_get, member_search
 from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.roles import Perm
+from meiye.org.selectors import colleagues
 from meiye.sales.models import Bill, BillLine, BillStatus
 from meiye.sales.selectors import bill_get, bills_list
 from meiye.sales.services import bill_add_line, bill_complete, bill_open, bill_remove_line, sales_settings_for
@@ -75,13 +76,9 @@ def _forget_key(request: HttpRequest, bill: Bill) -> None:
 # --- Reads the screen needs -------------------------------------------------------------------------------------
 
 
-def store_staff(store: Store) -> tuple[list[Staff], list[Staff]]:
-    """The active staff of ``store`` (who may perform or sell a line) and those of them who may approve a
-    manual price. ``org.selectors.staff_list`` needs ``staff.view``, which a cashier does not have, and there
-    is no selector for "who works here" yet: this read belongs in ``org.selectors`` once there is one."""
-    staff = list(
-        Staff.objects.filter(organisation_id=store.organisation_id, is_active=True, stores=store).order_by("id")
-    )
+def store_staff(actor: Actor, store: Store) -> tuple[list[Staff], list[Staff]]:
+    """The store's active staff (who may perform or sell a line) and those of them who may approve."""
+    staff = colleagues(actor, store)
     return staff, [s for s in staff if s.can(Perm.APPROVE_DISCOUNT)]
 
 
@@ -102,7 +99,7 @@ def _bill_context(
     tender_form: TenderForm | None = None,
     line_forms: dict[int, LineEditForm] | None = None,
 ) -> dict[str, Any]:
-    staff, approvers = store_staff(bill.store)
+    staff, approvers = store_staff(get_actor(request), bill.store)
     line_forms = line_forms or {}
     rows = []
     for line in _lines(bill):
@@ -324,7 +321,7 @@ def checkout_line_edit(request: HttpRequest, pk: int, line_id: int) -> HttpRespo
     if not bill.is_open:
         return _not_open(request, bill)
     line = _line_of(bill, line_id)
-    staff, approvers = store_staff(bill.store)
+    staff, approvers = store_staff(actor, bill.store)
     form = LineEditForm(request.POST, prefix=f"l{line.pk}", staff=staff, approvers=approvers)
     if form.is_valid():
         d = form.cleaned_data
