@@ -186,7 +186,7 @@ MEDIA_ROOT = VAR_DIR / "media"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "meiye.api.auth.StaffTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "meiye.api.auth.TwoFactorSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

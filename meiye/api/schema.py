@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
@@ -123,3 +124,9 @@ def problems(*statuses: int) -> dict[Any, OpenApiResponse]:
         (status, PROBLEM): OpenApiResponse(ProblemSerializer, description=_PROBLEM_DESCRIPTIONS[status])
         for status in sorted({401, *statuses})
     }
+
+
+class TwoFactorSessionScheme(SessionScheme):
+    """The browser session (cookie), documented like DRF's own session authentication."""
+
+    target_class = "meiye.api.auth.TwoFactorSessionAuthentication"
