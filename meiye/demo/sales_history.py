@@ -162,9 +162,10 @@ def seed_sales_history(*, organisation: Organisation, days: int, bills_per_day: 
             if rng.random() < 0.6:
                 member = Member.objects.get(pk=rng.choice(members))
                 amount, bonus = rng.choice(RECHARGES)
+                manager = Actor(staff=rng.choice(managers), organisation=organisation, store=store)
                 with _clock(_at(day, 11, rng, zone)):
                     wallet_recharge(
-                        actor=cashier,
+                        actor=manager,
                         member=member,
                         amount=Money.parse(amount),
                         bonus=Money.parse(bonus),

@@ -263,6 +263,7 @@ def bill_complete(*, actor: Actor, bill: Bill, tenders: Sequence[TenderInput], i
             if replay is not None:
                 return replay
             _require_open(locked)
+            _lock_live_member(locked)
             # Claim the key first: a concurrent twin waits here on the unique index, then replays.
             Bill.objects.filter(pk=locked.pk).update(idempotency_key=key, request_hash=request_hash)
             locked.idempotency_key, locked.request_hash = key, request_hash
@@ -880,7 +881,14 @@ def _refund(
     #    CNY journal.
     accounts = _lock_refund_accounts(locked, tenders, destination)
     if amount > 0:
-        if is_full and destination == RefundDestination.ORIGINAL and locked.cny_journal is not None:
+        # The exact mirror only while the member still owns her wallet: after a merge her stored value
+        # lives with the survivor, so the legs are rebuilt (``wallet_refund_legs`` follows the merge).
+        if (
+            is_full
+            and destination == RefundDestination.ORIGINAL
+            and locked.cny_journal is not None
+            and not _member_merged(locked)
+        ):
             refund.cny_journal = journal_reverse(
                 journal=locked.cny_journal,
                 code="sales.refund",
@@ -1373,6 +1381,27 @@ def _explain_key_clash(actor: Actor, key: str) -> None:
             en=f"Idempotency key {clash!r} was already used for a different posting; use a new key.",
             field="idempotency_key",
         ) from None
+
+
+def _member_merged(bill: Bill) -> bool:
+    return bill.member_id is not None and Member.objects.filter(pk=bill.member_id, status=MemberStatus.MERGED).exists()
+
+
+def _lock_live_member(bill: Bill) -> None:
+    """Lock the bill's member row and refuse if she was merged, erased or stopped since the bill was opened.
+
+    Locking the member first also orders this checkout behind a member merge (which locks the member
+    rows before moving any balance), so the two cannot deadlock on balance rows."""
+    if bill.member_id is None:
+        return
+    status = Member.objects.select_for_update().filter(pk=bill.member_id).values_list("status", flat=True).first()
+    if status != MemberStatus.ACTIVE:
+        raise Conflict(
+            "sales.member_inactive",
+            zh=f"消费单 {bill.number} 的会员已被合并、注销或停用，请作废此单后重新开单。",
+            en=f"The member of bill {bill.number} was merged, erased or deactivated; void it and open a new bill.",
+            field="member",
+        )
 
 
 def _checkout_member(actor: Actor, member: Member | None) -> Member | None:

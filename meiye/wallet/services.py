@@ -16,7 +16,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from meiye.audit.services import audit_record
-from meiye.core.errors import ApplicationError, NotFound, ValidationFailed
+from meiye.core.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
 from meiye.core.idempotency import conflict_error, validate_key
 from meiye.core.money import Money, allocate_int
 from meiye.ledger.models import Account, Balance
@@ -282,6 +282,15 @@ def wallet_recharge(
     own check; the ledger journal uses the derived key ``<key>:cny``).
     """
     actor.require(Perm.CHECKOUT)
+    if bonus.fen > 0 and not actor.can(Perm.MONEY_ADJUST):
+        # Until recharge rules (充X送Y) compute the bonus, a hand-typed bonus is money given away: it needs
+        # a role that may adjust money (store manager, finance, HQ), not every cashier.
+        raise PermissionDenied(
+            "wallet.bonus_not_allowed",
+            zh="赠送金额：只有店长、财务或总部可以手工赠送储值。",
+            en="bonus: only a store manager, finance or HQ may give a bonus by hand.",
+            field="bonus",
+        )
     member = member_get(actor, member.pk)
     store = actor.store
     if store is None or store.organisation_id != actor.organisation.pk:

@@ -91,12 +91,12 @@ def setup_keys() -> Callable[[str], str]:
 
 
 @pytest.fixture
-def top_up(cashier_actor: Actor, setup_keys: Callable[[str], str]) -> Callable[..., Any]:
+def top_up(hq_actor: Actor, setup_keys: Callable[[str], str]) -> Callable[..., Any]:
     """``top_up(member, "1000.00", bonus="200.00")``: a recharge through the service (test set-up)."""
 
     def run(member: Member, amount: str, bonus: str = "0", actor: Actor | None = None) -> Any:
         return wallet_recharge(
-            actor=actor or cashier_actor,
+            actor=actor or hq_actor,
             member=member,
             amount=Money.parse(amount),
             bonus=Money.parse(bonus),

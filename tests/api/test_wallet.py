@@ -28,9 +28,9 @@ def _recharge(client, member, body, key=None):
 RECHARGE = {"amount": "3000.00", "bonus": "100.00", "tender": "wechat", "external_ref": "wx-3000"}
 
 
-def test_recharge_3000_with_bonus_100(reception_api, shopper, store1):
+def test_recharge_3000_with_bonus_100(manager_api, reception_api, shopper, store1):
     # when
-    response = _recharge(reception_api, shopper, RECHARGE, key="rc-1")
+    response = _recharge(manager_api, shopper, RECHARGE, key="rc-1")
 
     # then
     assert response.status_code == 201, response.json()
@@ -68,18 +68,18 @@ def test_recharge_3000_with_bonus_100(reception_api, shopper, store1):
     assert points == {"member_id": shopper.pk, "points": 0, "growth": "0.00", "growth_fen": 0}
 
 
-def test_a_recharge_without_bonus_defaults_to_zero(reception_api, shopper):
-    response = _recharge(reception_api, shopper, {"amount": "500", "tender": "cash"}, key="rc-cash")
+def test_a_recharge_without_bonus_defaults_to_zero(manager_api, reception_api, shopper):
+    response = _recharge(manager_api, shopper, {"amount": "500", "tender": "cash"}, key="rc-cash")
 
     assert response.status_code == 201
     assert (response.json()["amount"], response.json()["bonus"]) == ("500.00", "0.00")
 
 
-def test_a_recharge_is_idempotent(reception_api, shopper):
-    first = _recharge(reception_api, shopper, RECHARGE, key="rc-1")
+def test_a_recharge_is_idempotent(manager_api, reception_api, shopper):
+    first = _recharge(manager_api, shopper, RECHARGE, key="rc-1")
     state = ledger_state()
-    second = _recharge(reception_api, shopper, RECHARGE, key="rc-1")
-    conflict = _recharge(reception_api, shopper, {**RECHARGE, "amount": "2000.00"}, key="rc-1")
+    second = _recharge(manager_api, shopper, RECHARGE, key="rc-1")
+    conflict = _recharge(manager_api, shopper, {**RECHARGE, "amount": "2000.00"}, key="rc-1")
 
     assert first.status_code == second.status_code == 201
     assert second.json() == first.json()
@@ -90,10 +90,10 @@ def test_a_recharge_is_idempotent(reception_api, shopper):
     assert reception_api.get(_wallet(shopper)).json()["principal"] == "3000.00"
 
 
-def test_the_recharge_key_is_the_recharge_own_key(reception_api, shopper, cashier_actor):
+def test_the_recharge_key_is_the_recharge_own_key(manager_api, reception_api, shopper, hq_actor):
     # given: a recharge at the front desk with key "desk-rc" (no HTTP record)
     wallet_recharge(
-        actor=cashier_actor,
+        actor=hq_actor,
         member=shopper,
         amount=Money.parse("3000.00"),
         bonus=Money.parse("100.00"),
@@ -104,8 +104,8 @@ def test_the_recharge_key_is_the_recharge_own_key(reception_api, shopper, cashie
     state = ledger_state()
 
     # when: the API is sent the same recharge with the same key, then a different one
-    same = _recharge(reception_api, shopper, RECHARGE, key="desk-rc")
-    other = _recharge(reception_api, shopper, {**RECHARGE, "bonus": "0.00"}, key="desk-rc")
+    same = _recharge(manager_api, shopper, RECHARGE, key="desk-rc")
+    other = _recharge(manager_api, shopper, {**RECHARGE, "bonus": "0.00"}, key="desk-rc")
 
     # then: the service answers its first recharge; the different request is refused; nothing written
     assert same.status_code == 201
@@ -127,10 +127,10 @@ def test_the_recharge_key_is_the_recharge_own_key(reception_api, shopper, cashie
         ({"tender": "cash"}, "input.invalid", "amount"),
     ],
 )
-def test_bad_recharges_are_refused_naming_the_field(reception_api, shopper, body, code, field):
+def test_bad_recharges_are_refused_naming_the_field(manager_api, reception_api, shopper, body, code, field):
     state = ledger_state()
 
-    response = _recharge(reception_api, shopper, body, key="bad")
+    response = _recharge(manager_api, shopper, body, key="bad")
 
     assert response.status_code == 400
     assert response["Content-Type"] == PROBLEM
@@ -140,8 +140,8 @@ def test_bad_recharges_are_refused_naming_the_field(reception_api, shopper, body
     assert IdempotencyRecord.objects.count() == 0
 
 
-def test_a_recharge_requires_an_idempotency_key(reception_api, shopper):
-    response = _recharge(reception_api, shopper, RECHARGE)
+def test_a_recharge_requires_an_idempotency_key(manager_api, reception_api, shopper):
+    response = _recharge(manager_api, shopper, RECHARGE)
 
     assert response.status_code == 400
     assert response.json()["code"] == "idempotency.key_required"
@@ -236,3 +236,12 @@ def test_points_balance_lots_and_history_after_a_bill(reception_api, shopper, ca
         ("points.earn", 1100, 1400, "sales.Bill", str(bill["id"])),
         ("points.earn", 300, 300, "test", "opening"),
     ]
+
+
+def test_a_receptionist_cannot_give_a_bonus_by_hand(reception_api, shopper):
+    before = ledger_state()
+    response = _recharge(reception_api, shopper, RECHARGE, key="rc-bonus")
+    assert response.status_code == 403
+    assert response.json()["code"] == "wallet.bonus_not_allowed"
+    assert response.json()["field"] == "bonus"
+    assert ledger_state() == before

@@ -102,13 +102,17 @@ _keys = itertools.count(1)
 
 @pytest.fixture
 def vip(
-    make_member: Callable[..., Member], store1: Store, receptionist: Staff, actor_for: Callable[..., Actor]
+    make_member: Callable[..., Member],
+    store1: Store,
+    receptionist: Staff,
+    manager: Staff,
+    actor_for: Callable[..., Actor],
 ) -> Member:
     """林小姐 of store 1: principal 1,000.00, bonus 200.00 and 12,000 points (as in S-05)."""
     member = make_member(store1, name="林小姐", phone="13812345678")
     cashier = actor_for(receptionist, store1)
     wallet_recharge(
-        actor=cashier,
+        actor=actor_for(manager, store1),
         member=member,
         amount=Money.parse("1000.00"),
         bonus=Money.parse("200.00"),

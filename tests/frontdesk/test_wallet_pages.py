@@ -49,8 +49,8 @@ def test_wallet_page_shows_lots_history_and_recharges(receptionist, completed_bi
     assert "微信" in content and "¥1,000.00" in content
 
 
-def test_recharge(receptionist, vip, client_for):
-    client = client_for(receptionist)
+def test_recharge(manager, vip, client_for):
+    client = client_for(manager)
     key = _recharge_key(client, vip)
 
     response = client.post(

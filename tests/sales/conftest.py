@@ -83,10 +83,12 @@ def keys() -> Callable[[str], str]:
 
 
 @pytest.fixture
-def recharge(cashier: Actor, keys: Callable[[str], str]) -> Callable[..., Any]:
+def recharge(manager_at_till: Actor, keys: Callable[[str], str]) -> Callable[..., Any]:
+    """Recharge as the store manager (only roles with money.adjust may give a bonus)."""
+
     def run(member: Member, amount: str, bonus: str = "0", tender: str = "wechat") -> Any:
         return wallet_recharge(
-            actor=cashier,
+            actor=manager_at_till,
             member=member,
             amount=Money.parse(amount),
             bonus=Money.parse(bonus),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -35,13 +36,14 @@ def member(make_member, store1) -> Member:
 
 
 @pytest.fixture
-def recharge(cashier: Actor) -> Callable[..., Recharge]:
-    """Recharge a member (yuan strings; a fresh idempotency key each call)."""
+def recharge(cashier: Actor, manager: Any, actor_for: Any, store1: Any) -> Callable[..., Recharge]:
+    """Recharge a member (yuan strings; a fresh idempotency key each call); with a bonus, as the store
+    manager (only roles with money.adjust may give one)."""
     keys = itertools.count(1)
 
     def run(member: Member, amount: str, bonus: str = "0", *, tender: str = "wechat", actor: Actor | None = None):
         return wallet_recharge(
-            actor=actor or cashier,
+            actor=actor or (actor_for(manager, store1) if Money.parse(bonus).fen else cashier),
             member=member,
             amount=Money.parse(amount),
             bonus=Money.parse(bonus),

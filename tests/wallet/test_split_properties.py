@@ -60,13 +60,13 @@ def test_ordered_split_empties_one_balance_before_touching_the_other(payment, or
 
 
 @pytest.mark.django_db(transaction=True)
-def test_S24_concurrent_charges_never_overdraw_the_wallet(make_member, store1, receptionist, actor_for):
+def test_S24_concurrent_charges_never_overdraw_the_wallet(make_member, store1, receptionist, manager, actor_for):
     # given a wallet holding 1,000.00 (800.00 principal + 200.00 bonus)
     from meiye.wallet.services import wallet_recharge
 
     member = make_member(store1)
     wallet_recharge(
-        actor=actor_for(receptionist, store1),
+        actor=actor_for(manager, store1),
         member=member,
         amount=Money(80_000),
         bonus=Money(20_000),

@@ -57,10 +57,10 @@ def set_order(hq_admin, actor_for, store, order: str) -> None:
 # --- recharge ---------------------------------------------------------------------------------------------------
 
 
-def test_recharge_by_wechat_with_a_bonus(member, cashier, store1, receptionist):
-    # when a member recharges 3,000.00 by WeChat and the store gives 100.00
+def test_recharge_by_wechat_with_a_bonus(member, manager, actor_for, store1):
+    # when a member recharges 3,000.00 by WeChat and the store manager gives 100.00
     recharge = wallet_recharge(
-        actor=cashier,
+        actor=actor_for(manager, store1),
         member=member,
         amount=Money.parse("3000.00"),
         bonus=Money.parse("100.00"),
@@ -75,7 +75,7 @@ def test_recharge_by_wechat_with_a_bonus(member, cashier, store1, receptionist):
     assert balance_of(store_account(store=store1, kind="tender_wechat")) == -300_000
     assert balance_of(store_account(store=store1, kind="bonus_issued")) == -10_000
     assert (recharge.amount_fen, recharge.bonus_fen, recharge.tender) == (300_000, 10_000, "wechat")
-    assert (recharge.store, recharge.created_by, recharge.external_ref) == (store1, receptionist, "4200001234")
+    assert (recharge.store, recharge.created_by, recharge.external_ref) == (store1, manager, "4200001234")
     journal = recharge.journal
     assert journal is not None
     assert (journal.code, journal.reference_type, journal.reference_id) == (
@@ -84,7 +84,7 @@ def test_recharge_by_wechat_with_a_bonus(member, cashier, store1, receptionist):
         str(recharge.pk),
     )
     assert (journal.staff_id, journal.store_id, journal.idempotency_key) == (
-        receptionist.pk,
+        manager.pk,
         store1.pk,
         "recharge-1:cny",
     )
@@ -114,9 +114,9 @@ def test_recharge_without_bonus_posts_two_legs(member, recharge, store1):
     assert wallet_balance(member).bonus == Money(0)
 
 
-def test_recharge_replay_returns_the_first_recharge_and_a_different_body_is_refused(member, cashier):
+def test_recharge_replay_returns_the_first_recharge_and_a_different_body_is_refused(member, manager, actor_for, store1):
     kwargs = {
-        "actor": cashier,
+        "actor": actor_for(manager, store1),
         "member": member,
         "amount": Money.parse("3000.00"),
         "bonus": Money.parse("100.00"),
@@ -447,3 +447,20 @@ def test_erasure_keeps_the_phone_of_a_member_who_bought_stored_value(
     assert "phone" in ErasureRecord.objects.get(member=other).erased_fields
     # the amounts stay
     assert wallet_balance(buyer).principal == Money(10_000)
+
+
+def test_a_cashier_cannot_give_a_bonus_by_hand(member, cashier):
+    from meiye.core.errors import PermissionDenied
+
+    before = ledger_state()
+    with pytest.raises(PermissionDenied) as exc:
+        wallet_recharge(
+            actor=cashier,
+            member=member,
+            amount=Money.parse("0.01"),
+            bonus=Money.parse("50000.00"),
+            tender="cash",
+            idempotency_key="mint",
+        )
+    assert exc.value.code == "wallet.bonus_not_allowed"
+    assert ledger_state() == before
