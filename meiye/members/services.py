@@ -179,8 +179,8 @@ def _apply_custom(actor: Actor, member: Member, values: dict[str, Any], *, creat
                 en=f"{cf.label_en or key}: the member has not consented to health data; record her consent first.",
                 field=f"custom.{key}",
             )
-        if cf.is_protected and not actor.can(Perm.MEMBER_REVEAL_HEALTH) and not creating and value is not None:
-            # Writing a sensitive value is allowed to the roles that may read it (and at registration).
+        if cf.is_protected and not actor.can(Perm.MEMBER_REVEAL_HEALTH) and not creating:
+            # Writing (or clearing) a sensitive value is for the roles that may read it, and registration.
             raise forbidden(Perm.MEMBER_REVEAL_HEALTH)
         target = sensitive if cf.is_protected else plain
         if value is None:
@@ -632,45 +632,73 @@ def member_erase(*, actor: Actor, member: Member, reason: str) -> ErasureRecord:
         raise ValidationFailed("member.erased", zh="该会员已注销。", en="This member was already erased.")
     with transaction.atomic():
         member = Member.objects.select_for_update().get(pk=member.pk)
-        kept: list[dict[str, str]] = []
-        for hook in RETENTION_HOOKS:
-            kept.extend(hook(member))
-        kept_names = {k["field"] for k in kept}
-        erased: list[str] = []
-        for attr in ("phone", "email", "address", "id_number"):
-            if attr in kept_names or not getattr(member, attr):
-                continue
-            setattr(member, attr, None)
-            erased.append(attr)
-        if "phone" not in kept_names:
-            member.phone_index = None
-        if "id_number" not in kept_names:
-            member.id_number_index = None
         fields = {cf.key: cf for cf in CustomField.objects.filter(organisation=member.organisation)}
-        sensitive = sensitive_values(member)
-        for store_dict in (member.custom, sensitive):
-            for key in list(store_dict):
-                cf = fields.get(key)
-                if cf is not None and cf.retention == Retention.KEEP:
-                    kept.append({"field": f"custom.{key}", "why": cf.retention_reason})
-                else:
-                    store_dict.pop(key)
-                    erased.append(f"custom.{key}")
-        member.custom_sensitive = json.dumps(sensitive, ensure_ascii=False) if sensitive else None
-        if member.birthday:
-            erased.append("birthday")
-        member.birthday = None
-        member.name = f"已注销会员 {member.member_no}"
-        member.notes = ""
-        erased.append("name")
-        if MemberPhoto.objects.filter(member=member).delete()[0]:
-            erased.append("photo")
-        member.tags.clear()
+        erased, kept = _anonymise(member, fields)
         member.status = MemberStatus.ERASED
         member.restricted = bool(kept)
         member.save()
+        # Records merged into her are tombstones that still hold their own personal data: erase them too.
+        tombstones = _merged_into(member)
+        for tombstone in tombstones:
+            _erased, tombstone_kept = _anonymise(tombstone, fields)
+            tombstone.restricted = bool(tombstone_kept)
+            tombstone.save()
         record = ErasureRecord.objects.create(
             member=member, requested_by=actor.staff, reason=reason.strip()[:200], erased_fields=erased, kept_fields=kept
         )
-        audit_record(actor=actor, action="member.erase", obj=member, detail={"erased": erased, "kept": kept})
+        audit_record(
+            actor=actor,
+            action="member.erase",
+            obj=member,
+            detail={"erased": erased, "kept": kept, "merged_records": [t.member_no for t in tombstones]},
+        )
     return record
+
+
+def _merged_into(member: Member) -> list[Member]:
+    """Every record merged into ``member``, directly or through earlier merges, locked."""
+    found: list[Member] = []
+    frontier = [member.pk]
+    while frontier:
+        batch = list(Member.objects.select_for_update().filter(merged_into_id__in=frontier).order_by("pk"))
+        found.extend(batch)
+        frontier = [m.pk for m in batch]
+    return found
+
+
+def _anonymise(member: Member, fields: dict[str, CustomField]) -> tuple[list[str], list[dict[str, str]]]:
+    """Clear what may be erased from one record; return (erased field names, kept fields with why)."""
+    kept: list[dict[str, str]] = []
+    for hook in RETENTION_HOOKS:
+        kept.extend(hook(member))
+    kept_names = {k["field"] for k in kept}
+    erased: list[str] = []
+    for attr in ("phone", "email", "address", "id_number"):
+        if attr in kept_names or not getattr(member, attr):
+            continue
+        setattr(member, attr, None)
+        erased.append(attr)
+    if "phone" not in kept_names:
+        member.phone_index = None
+    if "id_number" not in kept_names:
+        member.id_number_index = None
+    sensitive = sensitive_values(member)
+    for store_dict in (member.custom, sensitive):
+        for key in list(store_dict):
+            cf = fields.get(key)
+            if cf is not None and cf.retention == Retention.KEEP:
+                kept.append({"field": f"custom.{key}", "why": cf.retention_reason})
+            else:
+                store_dict.pop(key)
+                erased.append(f"custom.{key}")
+    member.custom_sensitive = json.dumps(sensitive, ensure_ascii=False) if sensitive else None
+    if member.birthday:
+        erased.append("birthday")
+    member.birthday = None
+    member.name = f"已注销会员 {member.member_no}"
+    member.notes = ""
+    erased.append("name")
+    if MemberPhoto.objects.filter(member=member).delete()[0]:
+        erased.append("photo")
+    member.tags.clear()
+    return erased, kept

@@ -289,3 +289,38 @@ def test_required_custom_field_is_checked_with_the_values_given(hq_admin, recept
         member_create(actor=actor, data=MemberInput(name="郑雨", phone="13911110001", home_store_id=store1.pk))
     assert exc.value.field == "custom.source_note"
     assert Member.objects.count() == 1
+
+
+def test_a_role_without_health_permission_cannot_clear_a_health_field(
+    allergies, receptionist, manager, actor_for, store1
+):
+    from meiye.members.selectors import sensitive_values
+
+    member = member_create(
+        actor=actor_for(manager, store1),
+        data=MemberInput(name="王女士", phone="13822223333", home_store_id=store1.pk, custom={"allergies": "青霉素"}),
+        consents=ALL_CONSENTS,
+    )
+    with pytest.raises(PermissionDenied):
+        member_update(
+            actor=actor_for(receptionist, store1), member=member, data=MemberInput(custom={"allergies": None})
+        )
+    member.refresh_from_db()
+    assert sensitive_values(member) == {"allergies": "青霉素"}
+
+
+def test_erasure_also_clears_records_merged_into_the_member(hq_admin, actor_for, store1, make_member):
+    from meiye.members.services import member_erase
+
+    hq = actor_for(hq_admin, store1)
+    old = make_member(store1, phone="13833334444", name="李四", email="li@example.com", notes="对芒果过敏")
+    new = make_member(store1, phone="13833335555", name="李四")
+    member_merge(actor=hq, survivor=new, merged=old)
+
+    member_erase(actor=hq, member=new, reason="本人书面申请")
+
+    tomb = Member.objects.get(pk=old.pk)
+    assert (tomb.phone, tomb.email, tomb.notes) == (None, None, "")
+    assert "李四" not in tomb.name
+    row = AuditLog.objects.get(action="member.erase")
+    assert row.detail["merged_records"] == [old.member_no]
