@@ -275,8 +275,10 @@ def approval_pin_check(*, staff: Staff, pin: str) -> bool:
     (``staff.pin_locked``), so a 4-digit PIN cannot be guessed at the till. The count lives in the cache,
     not the database, because the operation that asked for approval rolls back when the PIN is wrong."""
     key = f"meiye:approval-pin-failures:{staff.pk}"
-    failures = int(cache.get(key, 0))
-    if failures >= APPROVAL_PIN_MAX_FAILURES:
+    # Reserve the attempt before checking (atomic increment), so parallel guesses are all counted.
+    cache.add(key, 0, APPROVAL_PIN_LOCK_SECONDS)
+    attempt = cache.incr(key)
+    if attempt > APPROVAL_PIN_MAX_FAILURES:
         raise PermissionDenied(
             "staff.pin_locked",
             zh=f"{staff}的审批密码连续输错 {APPROVAL_PIN_MAX_FAILURES} 次，已锁定 15 分钟。",
@@ -286,7 +288,6 @@ def approval_pin_check(*, staff: Staff, pin: str) -> bool:
     if bool(staff.approval_pin) and check_password(pin, staff.approval_pin):
         cache.delete(key)
         return True
-    cache.set(key, failures + 1, APPROVAL_PIN_LOCK_SECONDS)
     return False
 
 

@@ -423,3 +423,12 @@ def test_non_numeric_member_id_is_a_member_not_found_problem(reception_api):
 
     assert response.status_code == 404
     assert response.json()["code"] == "member.not_found"
+
+
+def test_api_reveal_and_export_are_not_cacheable(hq_admin, store1, make_member, client_for):
+    member = make_member(store1, phone="13855556666")
+    api = client_for(hq_admin)
+    revealed = api.post(f"/api/v1/members/{member.pk}/reveal/", {"field": "phone"}, format="json")
+    exported = api.get(f"/api/v1/members/{member.pk}/export/")
+    assert "no-store" in revealed["Cache-Control"]
+    assert "no-store" in exported["Cache-Control"]

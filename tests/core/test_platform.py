@@ -131,7 +131,7 @@ def test_json_formatter_writes_one_json_object_per_record():
     assert payload["request_id"] == "abc123"
     assert payload["status"] == 200
     assert payload["path"] == "/会员"
-    assert payload["obj"].startswith("<object object")
+    assert payload["obj"] == "<object>"  # other objects by type only: no personal data by accident
     assert payload["ts"].endswith("+00:00")
 
 
@@ -144,3 +144,19 @@ def test_json_formatter_includes_the_exception_on_one_line():
     assert "\n" not in line
     payload = json.loads(line)
     assert "ValueError: boom" in payload["exc"]
+
+
+def test_json_logs_never_carry_a_request_query_string():
+    import logging
+
+    from django.test import RequestFactory
+
+    from meiye.core.logging import JsonFormatter
+
+    request = RequestFactory().get("/api/v1/members/lookup/", {"phone": "13987654321"})
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Not Found", (), None)
+    record.request = request
+    record.status_code = 404
+    line = JsonFormatter().format(record)
+    assert "13987654321" not in line
+    assert '"request": "GET /api/v1/members/lookup/"' in line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.cache import patch_cache_control
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
@@ -129,7 +130,9 @@ class MemberViewSet(ActorMixin, viewsets.GenericViewSet):
         form.is_valid(raise_exception=True)
         field = form.validated_data["field"]
         value = member_reveal(actor=self.actor, member=member, field=field)
-        return Response(s.RevealResultSerializer({"field": field, "value": value}).data)
+        response = Response(s.RevealResultSerializer({"field": field, "value": value}).data)
+        patch_cache_control(response, no_store=True, private=True)  # a full value must not sit in a cache
+        return response
 
     @extend_schema(
         tags=[TAG],
@@ -146,6 +149,7 @@ class MemberViewSet(ActorMixin, viewsets.GenericViewSet):
         data = member_export(actor=self.actor, member=member)
         response = Response(data)
         response["Content-Disposition"] = f'attachment; filename="member-{member.member_no}.json"'
+        patch_cache_control(response, no_store=True, private=True)
         return response
 
     @extend_schema(
