@@ -1554,12 +1554,23 @@ def _build_line(
             en=f"quantity: a whole number from 1 to {MAX_QUANTITY}.",
             field="quantity",
         )
+    labels = {"performed_by": "服务美容师", "sold_by": "销售人员", "approver": "审批人"}
     for field_name, person in (("performed_by", performed_by), ("sold_by", sold_by), ("approver", approver)):
         if person is not None and (person.organisation_id != organisation_id or not person.is_active):
             raise ValidationFailed(
                 "sales.invalid_staff",
-                zh=f"{field_name}：不是本机构的在职员工。",
+                zh=f"{labels[field_name]}：不是本机构的在职员工。",
                 en=f"{field_name}: not an active staff member of this organisation.",
+                field=field_name,
+            )
+    # The beautician and the seller earn commission on the line: they must work in the bill's store
+    # (or be HQ). The approver is checked by the pricing step (permission in this store plus PIN).
+    for field_name, person in (("performed_by", performed_by), ("sold_by", sold_by)):
+        if person is not None and not person.sees_all_stores and not person.stores.filter(pk=ctx.store.pk).exists():
+            raise ValidationFailed(
+                "sales.staff_not_in_store",
+                zh=f"{labels[field_name]}：{person} 不在本门店工作。",
+                en=f"{field_name}: {person} does not work in this store.",
                 field=field_name,
             )
     draft = price_line(

@@ -161,3 +161,15 @@ def test_S20_approved_discount_checks_out_and_the_ledger_balances(cashier, manag
     )
     assert (bill.list_total_fen, bill.discount_total_fen, bill.payable_total_fen) == (120_000, 24_000, 96_000)
     assert verify_ledger() == []
+
+
+def test_line_staff_must_work_in_the_bill_store(cashier, care, receptionist2):
+    from meiye.core.errors import ValidationFailed
+    from meiye.sales.models import BillLine
+    from meiye.sales.services import bill_add_line, bill_open
+
+    bill = bill_open(actor=cashier)
+    with pytest.raises(ValidationFailed) as exc:
+        bill_add_line(actor=cashier, bill=bill, item=care, performed_by=receptionist2)
+    assert (exc.value.code, exc.value.field) == ("sales.staff_not_in_store", "performed_by")
+    assert BillLine.objects.count() == 0
