@@ -15,11 +15,13 @@ from datetime import date
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from meiye.audit.models import AuditLog
 from meiye.audit.services import audit_record
 from meiye.core.crypto import blind_index
 from meiye.core.errors import Conflict, PermissionDenied, ValidationFailed, forbidden
+from meiye.core.models import IdempotencyRecord
 from meiye.members import validation as v
 from meiye.members.models import (
     Channel,
@@ -643,6 +645,7 @@ def member_erase(*, actor: Actor, member: Member, reason: str) -> ErasureRecord:
             _erased, tombstone_kept = _anonymise(tombstone, fields)
             tombstone.restricted = bool(tombstone_kept)
             tombstone.save()
+        redacted = _redact_stored_replies(member, tombstones)
         record = ErasureRecord.objects.create(
             member=member, requested_by=actor.staff, reason=reason.strip()[:200], erased_fields=erased, kept_fields=kept
         )
@@ -650,7 +653,12 @@ def member_erase(*, actor: Actor, member: Member, reason: str) -> ErasureRecord:
             actor=actor,
             action="member.erase",
             obj=member,
-            detail={"erased": erased, "kept": kept, "merged_records": [t.member_no for t in tombstones]},
+            detail={
+                "erased": erased,
+                "kept": kept,
+                "merged_records": [t.member_no for t in tombstones],
+                "stored_replies_redacted": redacted,
+            },
         )
     return record
 
@@ -702,3 +710,15 @@ def _anonymise(member: Member, fields: dict[str, CustomField]) -> tuple[list[str
         erased.append("photo")
     member.tags.clear()
     return erased, kept
+
+
+def _redact_stored_replies(member: Member, tombstones: list[Member]) -> int:
+    """Stored API replies (idempotency records) keep a copy of what was answered: a member's profile, or a
+    bill naming her. Replace those copies; a replay then answers that the data was erased."""
+    ids = [member.pk, *(t.pk for t in tombstones)]
+    about_her = Q(scope__contains="/members/", response__id__in=ids) | Q(response__member__id__in=ids)
+    return (
+        IdempotencyRecord.objects.filter(organisation_id=member.organisation_id)
+        .filter(about_her)
+        .update(response={"redacted": "member erased / 会员已注销"})
+    )

@@ -432,3 +432,28 @@ def test_api_reveal_and_export_are_not_cacheable(hq_admin, store1, make_member, 
     exported = api.get(f"/api/v1/members/{member.pk}/export/")
     assert "no-store" in revealed["Cache-Control"]
     assert "no-store" in exported["Cache-Control"]
+
+
+def test_erasure_leaves_no_copy_in_stored_replies(hq_admin, store1, client_for):
+    import json
+
+    from meiye.core.models import IdempotencyRecord
+
+    api = client_for(hq_admin)
+    created = api.post(
+        "/api/v1/members/",
+        {
+            "name": "赵敏",
+            "phone": "13844445555",
+            "birthday": "1990-03-07",
+            "notes": "孕期，勿做热疗",
+            "home_store_id": store1.pk,
+        },
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="create-zhao-1",
+    )
+    assert created.status_code == 201
+    api.post(f"/api/v1/members/{created.json()['id']}/erase/", {"reason": "本人申请"}, format="json")
+
+    blob = json.dumps([r.response for r in IdempotencyRecord.objects.all()], ensure_ascii=False)
+    assert "赵敏" not in blob and "孕期" not in blob
