@@ -72,7 +72,7 @@ def _key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def test_check_deploy_with_production_settings_reports_no_warnings(tmp_path):
+def _production_env(tmp_path):
     env = {
         key: value
         for key, value in os.environ.items()
@@ -87,6 +87,11 @@ def test_check_deploy_with_production_settings_reports_no_warnings(tmp_path):
         MEIYE_VAR_DIR=str(tmp_path),
         DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
     )
+    return env
+
+
+def test_check_deploy_with_production_settings_reports_no_warnings(tmp_path):
+    env = _production_env(tmp_path)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
@@ -98,6 +103,22 @@ def test_check_deploy_with_production_settings_reports_no_warnings(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_allowed_hosts(tmp_path):
+    env = _production_env(tmp_path)
+    del env["MEIYE_ALLOWED_HOSTS"]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "MEIYE_ALLOWED_HOSTS" in result.stderr
 
 
 # --- Passwords and logs ---------------------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
     form = TotpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if totp_verify(staff=user, code=form.cleaned_data["code"], activate=True):
+            request.session.cycle_key()  # a new session id once the second factor is done
             request.session[SESSION_2FA_OK] = True
             messages.success(request, _("两步验证已启用。"))
             return redirect("frontdesk:home")
@@ -141,6 +142,7 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
             form.add_error("code", _throttled_message())
         elif totp_verify(staff=user, code=form.cleaned_data["code"]):
             login_failures_clear(username=throttle_key)
+            request.session.cycle_key()  # a new session id once the second factor is done
             request.session[SESSION_2FA_OK] = True
             return redirect("frontdesk:home")
         else:
