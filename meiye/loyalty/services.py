@@ -65,6 +65,7 @@ from meiye.loyalty.selectors import (
     points_lifetime_months,
 )
 from meiye.members.models import Member, MemberStatus
+from meiye.members.selectors import member_survivor
 from meiye.org.context import Actor
 from meiye.org.roles import Perm
 
@@ -227,7 +228,7 @@ def points_earn(
     key = validate_key(idempotency_key)
     if lifetime_months is not None and not 1 <= lifetime_months <= MAX_LIFETIME_MONTHS:
         raise ValueError(f"lifetime_months must be 1 to {MAX_LIFETIME_MONTHS}, got {lifetime_months}")
-    member = _live_member(member)
+    member = member_survivor(member)
     with transaction.atomic():
         # Both balance rows in one statement, in primary-key order (the ledger's order).
         locked = accounts_lock(
@@ -291,7 +292,7 @@ def points_spend(
         )
     _check_points(points)
     key = validate_key(idempotency_key)
-    member = _live_member(member)
+    member = member_survivor(member)
     with transaction.atomic():
         locked = accounts_lock(
             organisation_id=member.organisation_id, keys=points_account_keys(member=member, spend=True)
@@ -349,7 +350,7 @@ def points_restore(*, actor: Actor, spend_journal: Journal, idempotency_key: str
             en=f"Journal #{spend_journal.pk} is not a spending of points; nothing to restore.",
         )
     original_account = member_entries[0].account
-    holder = _live_member(Member.objects.get(pk=original_account.owner_id))
+    holder = member_survivor(Member.objects.get(pk=original_account.owner_id))
     with transaction.atomic():
         account = _member_points_account(holder)
         _lock_balances([*(e.account for e in entries), account])
@@ -393,7 +394,7 @@ def points_take_back(*, actor: Actor, earn_journal: Journal, idempotency_key: st
         )
     entries = list(earn_journal.entries.select_related("account"))
     original_account = next(e.account for e in entries if _is_member_points(e.account))
-    holder = _live_member(lot.member)
+    holder = member_survivor(lot.member)
     with transaction.atomic():
         account = _member_points_account(holder)
         _lock_balances([*(e.account for e in entries), account])
@@ -486,7 +487,7 @@ def growth_add(
         return None
     _check_points(abs(amount_fen), field="amount_fen")
     key = validate_key(idempotency_key)
-    member = _live_member(member)
+    member = member_survivor(member)
     with transaction.atomic():
         locked = accounts_lock(organisation_id=member.organisation_id, keys=growth_account_keys(member=member))
         account = locked.get(_growth_key(member))
@@ -888,17 +889,6 @@ def _forward_to_survivor(actor: Actor, original: Account, holder: Account, chang
         store_id=_store_id(actor),
         memo=f"forwarded from merged member #{original.owner_id}",
     )
-
-
-def _live_member(member: Member) -> Member:
-    """The member herself, or the member she was merged into (following a chain of merges)."""
-    seen = {member.pk}
-    while member.status == MemberStatus.MERGED and member.merged_into_id is not None:
-        member = Member.objects.get(pk=member.merged_into_id)
-        if member.pk in seen:
-            break
-        seen.add(member.pk)
-    return member
 
 
 def _require_points_permission(actor: Actor) -> None:

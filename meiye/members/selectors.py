@@ -197,3 +197,19 @@ def duplicate_groups(actor: Actor, *, limit: int = 100) -> list[DuplicateGroup]:
         )
         groups.append(DuplicateGroup(reason="name_birthday", members=members))
     return groups
+
+
+def merge_chain(member: Member) -> list[Member]:
+    """The member, then the member she was merged into, and so on to the live one (a cycle stops it)."""
+    chain = [member]
+    while chain[-1].status == MemberStatus.MERGED and chain[-1].merged_into_id is not None:
+        survivor = Member.objects.get(pk=chain[-1].merged_into_id)
+        if any(m.pk == survivor.pk for m in chain):
+            break
+        chain.append(survivor)
+    return chain
+
+
+def member_survivor(member: Member) -> Member:
+    """Who holds a merged member's balances now: the end of her merge chain (herself if not merged)."""
+    return merge_chain(member)[-1]

@@ -72,7 +72,7 @@ from meiye.loyalty.services import (
     points_take_back,
 )
 from meiye.members.models import Member, MemberStatus
-from meiye.members.selectors import member_get
+from meiye.members.selectors import member_get, merge_chain
 from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.roles import Perm
@@ -1651,13 +1651,7 @@ def _lock_refund_accounts(bill: Bill, tenders: list[Tender], destination: str) -
     keys: list[AccountKey] = list(store_keys.values())
     member = bill.member
     if member is not None:
-        holders = [member]
-        while holders[-1].status == MemberStatus.MERGED and holders[-1].merged_into_id is not None:
-            survivor = Member.objects.get(pk=holders[-1].merged_into_id)
-            if any(h.pk == survivor.pk for h in holders):
-                break
-            holders.append(survivor)
-        for holder in holders:
+        for holder in merge_chain(member):
             if TenderKind.STORED_VALUE in kinds or destination == RefundDestination.STORED_VALUE:
                 wallet_keys = wallet_account_keys(member=holder)
                 keys.extend((wallet_keys.principal, wallet_keys.bonus))

@@ -22,8 +22,8 @@ from meiye.core.money import Money, allocate_int
 from meiye.ledger.models import Account, Balance
 from meiye.ledger.selectors import account_find
 from meiye.ledger.services import AccountKey, Leg, LockedAccounts, account_get_or_create, journal_post
-from meiye.members.models import Member, MemberStatus
-from meiye.members.selectors import member_get
+from meiye.members.models import Member
+from meiye.members.selectors import member_get, member_survivor
 from meiye.org.context import Actor
 from meiye.org.models import Store
 from meiye.org.roles import Perm
@@ -251,7 +251,7 @@ def wallet_refund_legs(*, member: Member, principal: Money, bonus: Money) -> lis
     A member merged into another since the payment is refunded into the survivor's wallet.
     """
     _check_parts(principal, bonus)
-    accounts = wallet_accounts(member=_live_member(member))
+    accounts = wallet_accounts(member=member_survivor(member))
     return [
         Leg(account, part.fen)
         for account, part in ((accounts.principal, principal), (accounts.bonus, bonus))
@@ -536,14 +536,3 @@ def _invalid_amount(field: str) -> ValidationFailed:
 def _check_parts(principal: Money, bonus: Money) -> None:
     if principal.is_negative or bonus.is_negative:
         raise ValueError(f"principal and bonus parts must not be negative: {principal!r}, {bonus!r}")
-
-
-def _live_member(member: Member) -> Member:
-    """The member herself, or the member she was merged into (following a chain of merges)."""
-    seen = {member.pk}
-    while member.status == MemberStatus.MERGED and member.merged_into_id is not None:
-        member = Member.objects.get(pk=member.merged_into_id)
-        if member.pk in seen:
-            break
-        seen.add(member.pk)
-    return member

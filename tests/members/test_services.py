@@ -324,3 +324,17 @@ def test_erasure_also_clears_records_merged_into_the_member(hq_admin, actor_for,
     assert "李四" not in tomb.name
     row = AuditLog.objects.get(action="member.erase")
     assert row.detail["merged_records"] == [old.member_no]
+
+
+def test_merge_chain_follows_merges_to_the_live_member(make_member, manager, actor_for, store1):
+    from meiye.members.selectors import member_survivor, merge_chain
+
+    actor = actor_for(manager, store1)
+    first, second, third = make_member(store1), make_member(store1), make_member(store1)
+    member_merge(actor=actor, survivor=second, merged=first)
+    member_merge(actor=actor, survivor=third, merged=second)
+    first.refresh_from_db()
+
+    assert [m.pk for m in merge_chain(first)] == [first.pk, second.pk, third.pk]
+    assert member_survivor(first) == third
+    assert member_survivor(third) == third
