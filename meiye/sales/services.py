@@ -71,6 +71,7 @@ from meiye.loyalty.services import (
     points_spend_prepare,
     points_take_back,
 )
+from meiye.loyalty.tiers import member_tier_info, tier_after_bill
 from meiye.members.models import Member, MemberStatus
 from meiye.members.selectors import member_get, merge_chain
 from meiye.org.context import Actor
@@ -507,7 +508,8 @@ def _complete(
             line.earning_fen, line.points_earned, line.earning_steps = share, earned.points, earned.steps
             points_total += earned.points
         if points_total > 0:
-            if config.points_lifetime_months is None:
+            lifetime = bill.member_snapshot.get("points_lifetime_months")  # the member's tier's, if any
+            if lifetime is None and config.points_lifetime_months is None:
                 config.points_lifetime_months = points_lifetime_months(bill.organisation_id)
             earning = points_earn_prepare(
                 actor=actor,
@@ -517,7 +519,7 @@ def _complete(
                 source_code="sales.bill",
                 idempotency_key=_derived_key(key, "pts-earn"),
                 earned_on=ctx.on,
-                lifetime_months=config.points_lifetime_months,
+                lifetime_months=int(lifetime or config.points_lifetime_months or 0),
                 posted_before=-spending.points if spending is not None else 0,
                 **reference,
             )
@@ -553,6 +555,8 @@ def _complete(
     if earning is not None:
         points_earn_journal_id = earning.create_lot(journals["pts-earn"]).journal_id
     growth_journal = journals.get("grw")
+    if growth_journal is not None and member is not None:
+        tier_after_bill(actor=actor, member=member, on=ctx.on)  # upgrades at once when a threshold is crossed
 
     # 5. The bill's own rows.
     if lines[0].pk is None:
@@ -1419,11 +1423,11 @@ def _checkout_member(actor: Actor, member: Member | None) -> Member | None:
 
 
 def _member_snapshot(member: Member | None) -> dict[str, Any]:
-    """The member's tier and price rules at the time of the bill. Placeholders until the tier issue:
-    it adds the tier code, name, discount and ``points_per_yuan_offset`` here."""
+    """The member's tier and price rules at the time of the bill (``loyalty.tiers.member_tier_info``);
+    the pricing and earning steps read them, and the receipt shows the tier."""
     if member is None:
         return {}
-    return {"member_no": member.member_no, "tier": None, "tier_name": ""}
+    return {"member_no": member.member_no, "tier": None, "tier_name": "", **member_tier_info(member)}
 
 
 def _insert_bill(
