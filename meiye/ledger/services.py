@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.utils import timezone
 
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
@@ -611,43 +610,72 @@ def _replayed_batch(prepared: list[_Prepared], first: Mapping[str | None, Journa
 
 def _update_balances(changes: Mapping[int, int], bumps: Mapping[int, int]) -> None:
     """Add ``changes[pk]`` to each balance and ``bumps[pk]`` to its version, in ONE statement (a CASE for
-    several rows). The rows are locked by the caller; the CHECK constraint still refuses a negative balance."""
+    several rows). The rows are locked by the caller; the CHECK constraint still refuses a negative balance.
+
+    Hand-written SQL: this runs in every checkout, and building the same CASE through the ORM cost more
+    CPU than the rest of the posting (see docs/performance.md)."""
     if not bumps:
         return
-    now = timezone.now()
-    if len(bumps) == 1:
-        ((pk, bump),) = bumps.items()
-        Balance.objects.filter(account_id=pk).update(
-            amount=F("amount") + changes.get(pk, 0), version=F("version") + bump, updated_at=now
-        )
-        return
-
-    def per_row(values: Mapping[int, int]) -> Case:
-        return Case(
-            *[When(account_id=pk, then=Value(values.get(pk, 0))) for pk in sorted(bumps)],
-            default=Value(0),
-            output_field=BigIntegerField(),
-        )
-
-    Balance.objects.filter(account_id__in=sorted(bumps)).update(
-        amount=F("amount") + per_row(changes), version=F("version") + per_row(bumps), updated_at=now
+    ids = sorted(bumps)
+    table = connection.ops.quote_name(Balance._meta.db_table)
+    whens = " ".join(["WHEN %s THEN CAST(%s AS BIGINT)"] * len(ids))
+    sql = (
+        f"UPDATE {table} SET amount = amount + CASE account_id {whens} ELSE 0 END, "  # noqa: S608
+        f"version = version + CASE account_id {whens} ELSE 0 END, updated_at = %s "
+        f"WHERE account_id IN ({', '.join(['%s'] * len(ids))})"
     )
+    params: list[object] = [value for pk in ids for value in (pk, changes.get(pk, 0))]
+    params += [value for pk in ids for value in (pk, bumps[pk])]
+    params.append(connection.ops.adapt_datetimefield_value(timezone.now()))
+    params += ids
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _identity(account: Account) -> tuple[str, int, str, str]:
     return (account.owner_type, account.owner_id, account.asset, account.kind)
 
 
+# The columns the lock reads (timestamps are left deferred: nothing on the posting path reads them, and
+# SQLite would hand them back as text without the ORM's converters). Booleans go through bool() below.
+_ACCOUNT_FIELDS = ["id", "organisation_id", "owner_type", "owner_id", "asset", "kind", "may_go_negative"]
+_BALANCE_FIELDS = ["account_id", "amount", "may_go_negative", "version"]
+
+
 def _lock_by_identity(organisation_id: int, wanted: Mapping[tuple[str, int, str, str], AccountKey]) -> list[Balance]:
-    match = Q()
-    for owner_type, owner_id, asset, kind in sorted(wanted):
-        match |= Q(account__owner_type=owner_type, account__owner_id=owner_id, account__asset=asset, account__kind=kind)
-    return list(
-        Balance.objects.select_for_update(of=("self",))
-        .select_related("account")
-        .filter(match, account__organisation_id=organisation_id)
-        .order_by("account_id")
+    """``SELECT … FOR UPDATE`` of the wanted accounts' balance rows with their accounts, in account order.
+
+    Hand-written SQL for the same reason as ``_update_balances``; the rows become model instances through
+    ``from_db`` (so field conversion is Django's). SQLite has no row locks: its IMMEDIATE transaction
+    already holds the database's write lock."""
+    qn = connection.ops.quote_name
+    account_table, balance_table = qn(Account._meta.db_table), qn(Balance._meta.db_table)
+    one = "(a.{} = %s AND a.{} = %s AND a.{} = %s AND a.{} = %s)".format(
+        qn("owner_type"), qn("owner_id"), qn("asset"), qn("kind")
     )
+    identities = sorted(wanted)
+    columns = [f"a.{qn(c)}" for c in _ACCOUNT_FIELDS] + [f"b.{qn(c)}" for c in _BALANCE_FIELDS]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {balance_table} b JOIN {account_table} a ON a.{qn('id')} = b.{qn('account_id')} "  # noqa: S608
+        f"WHERE a.{qn('organisation_id')} = %s AND ({' OR '.join([one] * len(identities))}) ORDER BY b.{qn('account_id')}"
+    )
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF b" if connection.features.has_select_for_update_of else " FOR UPDATE"
+    params: list[object] = [organisation_id]
+    for identity in identities:
+        params.extend(identity)
+    balances = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for row in cursor.fetchall():
+            pk, org_id, owner_type, owner_id, asset, kind, flag, _, amount, balance_flag, version = row
+            account = Account.from_db(
+                connection.alias, _ACCOUNT_FIELDS, (pk, org_id, owner_type, owner_id, asset, kind, bool(flag))
+            )
+            balance = Balance.from_db(connection.alias, _BALANCE_FIELDS, (pk, amount, bool(balance_flag), version))
+            balance.account = account  # the related object, as select_related would set it
+            balances.append(balance)
+    return balances
 
 
 def _flag_mismatch(account: Account) -> Conflict:

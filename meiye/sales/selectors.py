@@ -50,6 +50,13 @@ def bill_get(actor: Actor, bill_id: int | str) -> Bill:
         raise not_found("sales.bill_not_found", "消费单", "Bill") from None
 
 
+def bill_rows_in_memory(bill: Bill) -> bool:
+    """True when ``bill`` comes straight from a completion in this process with its lines, tenders and
+    (no) refunds cached; a replayed or re-read bill must be read through ``bill_get``."""
+    cache = getattr(bill, "_prefetched_objects_cache", {})
+    return all(name in cache for name in ("lines", "tenders", "refunds"))
+
+
 def bills_list(
     actor: Actor,
     store: Store,

@@ -564,7 +564,7 @@ def _complete(
         _audit_manual_price(actor, bill, lines)
     elif member is not None:
         BillLine.objects.bulk_update(lines, ["earning_fen", "points_earned", "earning_steps"])
-    Tender.objects.bulk_create(
+    tender_rows = Tender.objects.bulk_create(
         [
             Tender(
                 bill=bill,
@@ -582,6 +582,7 @@ def _complete(
             for plan in plans
         ]
     )
+    _remember_rows(bill, lines=lines, tenders=tender_rows)
     bill.status = BillStatus.COMPLETED
     bill.completed_at = timezone.now()
     bill.earning_total_fen = earning_fen if member is not None else 0
@@ -615,6 +616,17 @@ def _complete(
             "points_earned": points_total,
         },
     )
+
+
+def _remember_rows(bill: Bill, *, lines: list[BillLine], tenders: list[Tender]) -> None:
+    """Leave the rows just written in the bill's related-object cache, as ``prefetch_related`` would, so
+    the caller can show the completed bill (``bill.lines.all()``…) without reading it back."""
+    cache = bill.__dict__.setdefault("_prefetched_objects_cache", {})
+    for name, rows in (("lines", lines), ("tenders", tenders), ("refunds", [])):
+        related = getattr(bill, name).all()
+        related._result_cache = list(rows)
+        related._prefetch_done = True
+        cache[name] = related
 
 
 def _plan_tenders(bill: Bill, tenders: Sequence[TenderInput], settings: SalesSettings) -> list[_TenderPlan]:

@@ -44,7 +44,7 @@ from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.selectors import colleague_get, store_get
 from meiye.sales.models import Bill, BillStatus, Refund
-from meiye.sales.selectors import bill_get, bills_list, daily_close, receipt
+from meiye.sales.selectors import bill_get, bill_rows_in_memory, bills_list, daily_close, receipt
 from meiye.sales.services import (
     bill_add_line,
     bill_checkout,
@@ -114,13 +114,17 @@ def _staff(actor: Actor, staff_id: int | None, field: str) -> Staff | None:
 
 
 def _shaped(actor: Actor, bill: Bill) -> dict[str, Any]:
-    """The bill as it is now (read again through the scoped selector), with lines, tenders and refunds."""
+    """The bill as it is now, with lines, tenders and refunds: straight from memory when the service has
+    just completed it in this request, else read again through the scoped selector."""
+    if bill_rows_in_memory(bill):
+        data: dict[str, Any] = s.BillSerializer(bill).data
+        return data
     fresh = bill_get(actor, bill.pk)
     prefetch_related_objects(
         [fresh], "lines__approved_by", "tenders", "refunds__lines", "refunds__tenders__tender", "refunds__created_by"
     )
-    data: dict[str, Any] = s.BillSerializer(fresh).data
-    return data
+    shaped: dict[str, Any] = s.BillSerializer(fresh).data
+    return shaped
 
 
 def _shaped_refund(refund: Refund) -> dict[str, Any]:
