@@ -120,3 +120,149 @@ class PointsLotUse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} from lot {self.lot_id} by journal {self.journal_id}"
+
+
+# --- Tiers (会员等级) ----------------------------------------------------------------------------------------
+
+
+class Tier(models.Model):
+    """One rung of the organisation's tier ladder (普通/银卡/金卡/钻石), reached by growth value.
+
+    Tiers are ordered by ``threshold_fen``: the lowest starts at 0 and no two share a threshold (so they
+    strictly increase). ``discounts_bp`` maps an item kind ("service", "product") or an earning category
+    ("basic_care", "retail" …, which wins over the kind) to a discount in basis points: the reference
+    Silver tier is ``{"service": 1000}`` (services 10% off, retail not discounted). ``points_multiplier_bp``
+    is the earning multiplier in basis points (×1.2 = 12000). A NULL offset rate or lifetime means the
+    store's / organisation's own setting applies.
+    """
+
+    organisation = models.ForeignKey("org.Organisation", on_delete=models.PROTECT, related_name="+")
+    code = models.SlugField(_("编码 Code"), max_length=32)
+    name_zh = models.CharField(_("名称 Name (zh)"), max_length=20)
+    name_en = models.CharField(_("英文名称 Name (en)"), max_length=30, blank=True)
+    threshold_fen = models.BigIntegerField(_("成长值门槛（分） Growth threshold (fen)"))
+    discounts_bp = models.JSONField(_("折扣（基点） Discounts (bp)"), default=dict, blank=True)
+    points_multiplier_bp = models.PositiveIntegerField(_("积分倍数（基点） Points multiplier (bp)"), default=10_000)
+    points_per_yuan_offset = models.PositiveIntegerField(
+        _("每 1 元抵扣所需积分 Points per 1 元 offset"), null=True, blank=True
+    )
+    points_lifetime_months = models.PositiveSmallIntegerField(
+        _("积分有效期（月） Points lifetime (months)"), null=True, blank=True
+    )
+    perks_zh = models.TextField(_("权益 Perks (zh)"), blank=True)
+    perks_en = models.TextField(_("权益（英文） Perks (en)"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organisation", "threshold_fen"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "code"], name="loyalty_tier_unique_code"),
+            models.UniqueConstraint(fields=["organisation", "threshold_fen"], name="loyalty_tier_unique_threshold"),
+            models.CheckConstraint(
+                condition=models.Q(threshold_fen__gte=0), name="loyalty_tier_threshold_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(points_multiplier_bp__gt=0), name="loyalty_tier_multiplier_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(points_per_yuan_offset__isnull=True) | models.Q(points_per_yuan_offset__gt=0),
+                name="loyalty_tier_offset_rate_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(points_lifetime_months__isnull=True) | models.Q(points_lifetime_months__gt=0),
+                name="loyalty_tier_lifetime_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name_zh} {self.name_en}".strip()
+
+
+class MemberTier(models.Model):
+    """A member's tier state. No row: she is on the organisation's lowest tier.
+
+    - ``earned_tier`` / ``earned_since``: what growth value gave her. It rises at once when a bill crosses a
+      threshold and is reviewed (may fall) only on the anniversaries of ``earned_since``.
+    - ``floor_tier`` / ``floor_until``: a tier granted by hand, a floor up to and including that date.
+    - ``tier`` / ``since``: the tier she has, max(earned, floor while it lasts): what pricing and earning
+      use; ``since`` is the day she got it.
+    - ``review_on``: the next day the review job must look at her (the earned tier's anniversary, or the
+      day after the floor ends, whichever comes first); NULL when nothing can fall.
+    """
+
+    organisation = models.ForeignKey("org.Organisation", on_delete=models.PROTECT, related_name="+")
+    member = models.OneToOneField("members.Member", on_delete=models.PROTECT, related_name="tier_state")
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    since = models.DateField()
+    earned_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    earned_since = models.DateField()
+    floor_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    floor_until = models.DateField(null=True, blank=True)
+    review_on = models.DateField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(floor_tier__isnull=True, floor_until__isnull=True)
+                | models.Q(floor_tier__isnull=False, floor_until__isnull=False),
+                name="loyalty_membertier_floor_complete",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organisation", "review_on"],
+                condition=models.Q(review_on__isnull=False),
+                name="loyalty_membertier_review_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"member {self.member_id}: tier {self.tier_id} since {self.since}"
+
+
+class TierChangeCause(models.TextChoices):
+    BILL = "bill", _("消费升级 Upgrade on a bill")
+    REVIEW = "review", _("年度复核 Yearly review")
+    GRANT = "grant", _("手工授予 Granted by hand")
+    FLOOR_END = "floor_end", _("授予到期 Grant ended")
+    MERGE = "merge", _("会员合并 Member merge")
+
+
+class TierChange(models.Model):
+    """One change of a member's tier: from, to, why, when, who. Append-only (database triggers)."""
+
+    organisation = models.ForeignKey("org.Organisation", on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="tier_changes")
+    from_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    cause = models.CharField(max_length=12, choices=TierChangeCause.choices)
+    note = models.CharField(max_length=200, blank=True, help_text="the reason given for a grant by hand")
+    growth_fen = models.BigIntegerField(null=True, blank=True, help_text="12-month growth value at the time")
+    on = models.DateField(help_text="the store-local business day of the change")
+    staff = models.ForeignKey(
+        "org.Staff", on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="who (NULL: a job)"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "created_at"], name="loyalty_tierchange_member_idx")]
+
+    def __str__(self) -> str:
+        return f"member {self.member_id}: {self.from_tier_id} -> {self.to_tier_id} ({self.cause})"
+
+
+class GrowthSource(models.Model):
+    """A member merged into ``member``: her growth-account entries count in ``member``'s 12-month growth at
+    their own dates (the ``growth.merge`` journal that moved the balance is dated the day of the merge, so
+    the window ignores it). Transitive: merging B (who absorbed A) into C gives C rows for B and A."""
+
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
+    source = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "source"], name="loyalty_growthsource_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} counts for {self.member_id}"

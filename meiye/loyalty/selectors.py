@@ -6,15 +6,33 @@ checks the actor may see her); they never write, not even an empty account.
 
 from __future__ import annotations
 
-from datetime import date
+import calendar
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
-from django.db.models import OuterRef, QuerySet, Subquery, Sum
+from django.conf import settings
+from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from meiye.ledger.models import Account
+from meiye.core.money import Money
+from meiye.ledger.models import Account, Entry
 from meiye.ledger.selectors import HistoryLine, account_find, account_history, balance_of
-from meiye.loyalty.models import DEFAULT_POINTS_LIFETIME_MONTHS, EarningRate, LoyaltySettings, PointsLot
+from meiye.loyalty.models import (
+    DEFAULT_POINTS_LIFETIME_MONTHS,
+    EarningRate,
+    GrowthSource,
+    LoyaltySettings,
+    MemberTier,
+    PointsLot,
+    Tier,
+    TierChange,
+)
 from meiye.members.models import Member
-from meiye.org.models import Organisation
+from meiye.org.models import Organisation, Store
 
 # Ledger assets and account kinds (ADR 0003).
 POINTS_ASSET = "PTS"
@@ -122,3 +140,195 @@ def growth_balance(member: Member) -> int:
     """The member's growth value in fen (all time, net of refunds)."""
     account = member_growth_account(member)
     return balance_of(account) if account is not None else 0
+
+
+# --- Tiers and the 12-month growth value ---------------------------------------------------------------------
+#
+# Growth value (成长值) is ledger-backed: the member's GRW account holds it all time, net of refunds. The tier
+# rules read "the last 12 months": the sum of the entries of her growth account (and of the members merged
+# into her, ``GrowthSource``) whose journal was posted from the same day 12 months earlier up to and
+# including the day in question, in the store's time zone. The ``growth.merge`` journals are left out:
+# they move a merged member's whole balance on the day of the merge, and her own entries, at their own
+# dates, are counted instead. One indexed query (the account by its unique owner key, its entries, their
+# journals), never the points balance, never a recharge (recharges post no growth).
+
+GROWTH_WINDOW_MONTHS = 12
+GROWTH_MERGE_CODE = "growth.merge"
+
+
+def shift_months(day: date, months: int) -> date:
+    """The same day ``months`` later (or earlier, if negative), clamped to the end of a shorter month."""
+    years, month_index = divmod(day.month - 1 + months, 12)
+    year, month = day.year + years, month_index + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def growth_window_start(on: date) -> date:
+    """The first day whose payments still count on ``on``: the same day 12 months earlier.
+
+    Like a points lot (valid up to and including its expiry day), growth paid on 2025-11-24 counts up to and
+    including 2026-11-24 — the tier anniversary of a member upgraded that day.
+    """
+    return shift_months(on, -GROWTH_WINDOW_MONTHS)
+
+
+def store_zone(store: Store | None) -> tzinfo:
+    return ZoneInfo(store.time_zone if store is not None else settings.TIME_ZONE)
+
+
+def local_today(store: Store | None) -> date:
+    return timezone.localdate(timezone=store_zone(store))
+
+
+def growth_window_entries(
+    organisation_id: int, *, on: date, zone: tzinfo, owner: Q | None = None, member_id: int | None = None
+) -> QuerySet[Entry]:
+    """The growth entries that count on ``on`` (see above) of the member ``member_id`` (her own account only)
+    or of the accounts ``owner`` selects."""
+    start = datetime.combine(growth_window_start(on), time.min, tzinfo=zone)
+    end = datetime.combine(on + timedelta(days=1), time.min, tzinfo=zone)
+    owners = Q(account__owner_id=member_id) if member_id is not None else (owner or Q())
+    return Entry.objects.filter(
+        owners,
+        account__organisation_id=organisation_id,
+        account__owner_type="member",
+        account__asset=GROWTH_ASSET,
+        account__kind=MEMBER_GROWTH,
+        journal__created_at__gte=start,
+        journal__created_at__lt=end,
+    ).exclude(journal__code=GROWTH_MERGE_CODE)
+
+
+def growth_window_expression(member_id: int, organisation_id: int, *, on: date, zone: tzinfo) -> Combinable:
+    """The member's 12-month growth (fen, may be negative) as an expression, to read it with other rows.
+
+    Her own account and the accounts of the members merged into her are summed apart, so each lookup of
+    an account uses its unique index (organisation, owner type, owner id, asset, kind)."""
+    own = growth_window_entries(organisation_id, on=on, zone=zone, member_id=member_id)
+    merged = growth_window_entries(
+        organisation_id,
+        on=on,
+        zone=zone,
+        owner=Q(account__owner_id__in=GrowthSource.objects.filter(member_id=member_id).values("source_id")),
+    )
+    return Coalesce(_sum_of(own), 0, output_field=BigIntegerField()) + Coalesce(
+        _sum_of(merged), 0, output_field=BigIntegerField()
+    )
+
+
+def growth_in_window(member: Member, *, on: date, zone: tzinfo | None = None) -> int:
+    """The member's growth value in fen on ``on``: paid in the last 12 months net of refunds, at least 0."""
+    zone = zone or store_zone(member.home_store)
+    total = (
+        Member.objects.filter(pk=member.pk)
+        .annotate(growth=growth_window_expression(member.pk, member.organisation_id, on=on, zone=zone))
+        .values_list("growth", flat=True)
+        .first()
+    )
+    return max(int(total or 0), 0)
+
+
+def _sum_of(entries: QuerySet[Entry]) -> Subquery:
+    return Subquery(
+        entries.order_by().values("account__organisation_id").annotate(total=Sum("amount")).values("total")[:1],
+        output_field=BigIntegerField(),
+    )
+
+
+def tiers_list(organisation: Organisation | int) -> list[Tier]:
+    """The organisation's tier ladder, lowest first (the lowest starts at 0)."""
+    organisation_id = organisation if isinstance(organisation, int) else organisation.pk
+    return list(Tier.objects.filter(organisation_id=organisation_id).order_by("threshold_fen"))
+
+
+def tier_for_growth(ladder: Sequence[Tier], growth_fen: int) -> Tier | None:
+    """The highest tier of ``ladder`` (lowest first) whose threshold ``growth_fen`` reaches."""
+    reached = [tier for tier in ladder if tier.threshold_fen <= growth_fen]
+    return reached[-1] if reached else (ladder[0] if ladder else None)
+
+
+def member_tier_state(member: Member) -> MemberTier | None:
+    """The member's tier state row (None: she is on the lowest tier and never had another)."""
+    return MemberTier.objects.filter(member_id=member.pk).select_related("tier", "earned_tier", "floor_tier").first()
+
+
+def tier_history(member: Member, *, limit: int | None = 50) -> list[TierChange]:
+    """The member's tier changes, newest first (from, to, why, when, who)."""
+    rows = (
+        TierChange.objects.filter(member_id=member.pk)
+        .select_related("from_tier", "to_tier", "staff")
+        .order_by("-created_at", "-pk")
+    )
+    return list(rows[:limit] if limit is not None else rows)
+
+
+def tier_reviews_due(*, organisation_id: int, today: date) -> list[int]:
+    """Members whose tier the review job of ``today`` must look at (anniversary or end of a grant)."""
+    return list(
+        MemberTier.objects.filter(organisation_id=organisation_id, review_on__lte=today)
+        .order_by("member_id")
+        .values_list("member_id", flat=True)
+    )
+
+
+@dataclass(frozen=True)
+class TierProgress:
+    """Where a member stands: her tier, her 12-month growth, and what the next tier still needs."""
+
+    tier: Tier | None
+    since: date | None
+    growth_fen: int
+    next_tier: Tier | None
+    remaining_fen: int
+    floor_tier: Tier | None = None
+    floor_until: date | None = None
+    review_on: date | None = None
+
+    @property
+    def message_zh(self) -> str:
+        if self.tier is None:
+            return ""
+        if self.next_tier is None:
+            return f"已是最高等级{self.tier.name_zh}"
+        return f"距离{self.next_tier.name_zh}还差 {_yuan_text(self.remaining_fen)}"
+
+    @property
+    def message_en(self) -> str:
+        if self.tier is None:
+            return ""
+        if self.next_tier is None:
+            return f"{self.tier.name_en or self.tier.name_zh} is the highest tier"
+        return f"{_yuan_text(self.remaining_fen)} to {self.next_tier.name_en or self.next_tier.name_zh}"
+
+
+def tier_progress(member: Member, *, on: date | None = None) -> TierProgress:
+    """The member's tier and how far the next one is ("距离金卡还差 ¥1,234" / "¥1,234 to Gold").
+
+    The next tier is the first above the tier she has (granted or earned); the growth is the 12-month
+    figure the upgrade rule compares with the threshold.
+    """
+    ladder = tiers_list(member.organisation_id)
+    if not ladder:
+        return TierProgress(tier=None, since=None, growth_fen=0, next_tier=None, remaining_fen=0)
+    on = on or local_today(member.home_store)
+    growth = growth_in_window(member, on=on)
+    state = member_tier_state(member)
+    tier = state.tier if state is not None else ladder[0]
+    higher = [t for t in ladder if t.threshold_fen > tier.threshold_fen]
+    next_tier = higher[0] if higher else None
+    return TierProgress(
+        tier=tier,
+        since=state.since if state is not None else None,
+        growth_fen=growth,
+        next_tier=next_tier,
+        remaining_fen=max(next_tier.threshold_fen - growth, 0) if next_tier is not None else 0,
+        floor_tier=state.floor_tier if state is not None else None,
+        floor_until=state.floor_until if state is not None else None,
+        review_on=state.review_on if state is not None else None,
+    )
+
+
+def _yuan_text(fen: int) -> str:
+    """ "¥1,234" for whole 元, "¥1,234.50" otherwise."""
+    text = Money(fen).format()
+    return text[:-3] if text.endswith(".00") else text
