@@ -2,22 +2,35 @@
 
 Service level: ``run_idempotent(...)`` wraps a write so that it happens once per (organisation, key).
 HTTP level: ``meiye.api.idempotency`` stores whole responses with the same model.
+
+Retention: records are kept ``MEIYE_IDEMPOTENCY_RETENTION_DAYS`` (30) days, then ``idempotency_purge``
+deletes them (``manage.py idempotency_purge``, the daily Huey task ``core.tasks.idempotency_purge_task``).
+A retry older than that is no longer answered from the stored response, but it still cannot charge twice:
+bills, refunds, recharges and ledger journals keep their own idempotency keys for good, so the service
+answers the first result again (only the stored HTTP answer is gone).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from meiye.core.errors import Conflict, ValidationFailed
 from meiye.core.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 128
+PURGE_BATCH = 1_000
+
+log = logging.getLogger("meiye.idempotency")
 
 
 def canonical_hash(payload: Any) -> str:
@@ -113,3 +126,61 @@ def run_idempotent(
             raise
         return replay.response, True
     return result, False
+
+
+# --- retention ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    cutoff: datetime  # records created before this moment are (or, in a dry run, would be) deleted
+    matched: int
+    deleted: int
+    dry_run: bool
+
+
+def idempotency_cutoff(*, today: date, retention_days: int | None = None) -> datetime:
+    """The start (00:00 in ``TIME_ZONE``) of the oldest day still kept: ``today`` minus the retention days.
+
+    With 30 days, the purge of 2026-12-31 keeps what was created from 2026-12-01 00:00 on."""
+    days = getattr(settings, "MEIYE_IDEMPOTENCY_RETENTION_DAYS", 30) if retention_days is None else retention_days
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"MEIYE_IDEMPOTENCY_RETENTION_DAYS must be a whole number of days >= 1, got {days!r}")
+    return timezone.make_aware(datetime.combine(today - timedelta(days=days), time.min))
+
+
+def idempotency_purge(
+    *,
+    today: date,
+    retention_days: int | None = None,
+    dry_run: bool = False,
+    batch_size: int = PURGE_BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> PurgeResult:
+    """Delete the idempotency records older than the retention period (see ``idempotency_cutoff``).
+
+    Deletes in batches of ``batch_size`` records, one short transaction each, so a large backlog never holds
+    a long lock and an interrupted purge simply continues on the next run. ``dry_run`` only counts.
+    ``progress(n)`` is called after each batch. The table is not append-only, so no trigger stands in the way.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    cutoff = idempotency_cutoff(today=today, retention_days=retention_days)
+    old = IdempotencyRecord.objects.filter(created_at__lt=cutoff)
+    matched = old.count()
+    deleted = 0
+    if not dry_run:
+        while True:
+            with transaction.atomic():
+                ids = list(old.order_by("pk").values_list("pk", flat=True)[:batch_size])
+                if ids:
+                    deleted += IdempotencyRecord.objects.filter(pk__in=ids, created_at__lt=cutoff).delete()[0]
+            if progress is not None and ids:
+                progress(len(ids))
+            if len(ids) < batch_size:
+                break
+    log.info(
+        "idempotency purge",
+        extra={"cutoff": cutoff.isoformat(), "matched": matched, "deleted": deleted, "dry_run": dry_run},
+    )
+    return PurgeResult(cutoff=cutoff, matched=matched, deleted=deleted, dry_run=dry_run)

@@ -9,6 +9,9 @@ class IdempotencyRecord(models.Model):
     Keyed by (organisation, key). ``request_hash`` is a SHA-256 of the canonical request body: a replay
     with the same body gets the stored result back; a different body under the same key is refused.
     The organisation is a plain id because ``core`` knows nothing of organisations.
+
+    Not append-only: erasure redacts stored replies about a member (an UPDATE), and records older than
+    ``MEIYE_IDEMPOTENCY_RETENTION_DAYS`` are deleted by ``idempotency_purge``.
     """
 
     organisation_id = models.BigIntegerField()
@@ -23,6 +26,8 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organisation_id", "key"], name="core_idem_unique_org_key"),
         ]
+        # The retention purge (``core.idempotency.idempotency_purge``) finds old records by creation time.
+        indexes = [models.Index(fields=["created_at"], name="core_idem_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.organisation_id}:{self.key}"

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
+from meiye.core.net import client_ip as core_client_ip
 from meiye.org.context import Actor
 from meiye.org.models import Store
 
@@ -22,7 +23,9 @@ _OPEN_PREFIXES = ("/static/", "/healthz", "/i18n/", "/login", "/logout", "/2fa/"
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address for the Actor, the audit log and the sign-in throttle: ``REMOTE_ADDR``, or behind
+    a proxy listed in ``MEIYE_TRUSTED_PROXIES`` the right-most untrusted ``X-Forwarded-For`` hop."""
+    return core_client_ip(request)
 
 
 class SessionLimitsMiddleware:
