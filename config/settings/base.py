@@ -51,8 +51,11 @@ INSTALLED_APPS = [
     "meiye.members",
     "meiye.catalog",
     "meiye.loyalty",
+    "meiye.notify",
+    "meiye.promotions",
     "meiye.wallet",
     "meiye.sales",
+    "meiye.mall",
     "meiye.frontdesk",
     "meiye.api",
     "meiye.demo",
@@ -104,7 +107,8 @@ if DATABASE_URL:
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's SQLite backend with write transactions queued on a file lock (docs/adr/0005).
+            "ENGINE": "meiye.core.db.sqlite3",
             "NAME": os.environ.get("MEIYE_SQLITE_PATH", str(VAR_DIR / "meiye.sqlite3")),
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
@@ -173,7 +177,6 @@ STATIC_ROOT = BASE_DIR / "static_root"
 NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [
     ("vendor/htmx", NODE_MODULES / "htmx.org" / "dist"),
-    ("vendor/alpinejs", NODE_MODULES / "alpinejs" / "dist"),
     ("vendor/echarts", NODE_MODULES / "echarts" / "dist"),
 ]
 STORAGES = {
@@ -203,18 +206,52 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+# Stored answers to requests sent with an Idempotency-Key (core.IdempotencyRecord) are kept this many days,
+# then deleted by `manage.py idempotency_purge` / the daily task. Bills, refunds and journals keep their own
+# keys for good, so an older retry still cannot charge twice.
+MEIYE_IDEMPOTENCY_RETENTION_DAYS = int(os.environ.get("MEIYE_IDEMPOTENCY_RETENTION_DAYS", "30"))
 
 # --- Background jobs ------------------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    HUEY = {"huey_class": "huey.RedisHuey", "name": "meiye", "url": REDIS_URL, "immediate": False}
+    HUEY = {"huey_class": "huey.RedisHuey", "name": "meiye", "url": REDIS_URL, "immediate": False, "utc": False}
 else:
     HUEY = {
         "huey_class": "huey.SqliteHuey",
         "name": "meiye",
         "filename": str(VAR_DIR / "huey.sqlite3"),
         "immediate": False,
+        "utc": False,  # periodic tasks' crontabs are in TIME_ZONE (Asia/Shanghai), not UTC
     }
+
+# --- Notifications (meiye.notify) ------------------------------------------------------------------------
+# Which provider sends each channel: "outbox" (store only, read in the outbox page; the default), "smtp"
+# (email only, through Django's email backend below) or "http" (a signed JSON POST to the channel's URL;
+# see meiye/notify/providers.py for the request format and signature).
+MEIYE_NOTIFY_PROVIDERS = {
+    "sms": os.environ.get("MEIYE_NOTIFY_SMS_PROVIDER", "outbox"),
+    "wechat": os.environ.get("MEIYE_NOTIFY_WECHAT_PROVIDER", "outbox"),
+    "email": os.environ.get("MEIYE_NOTIFY_EMAIL_PROVIDER", "outbox"),
+}
+MEIYE_NOTIFY_HTTP_URLS = {
+    "sms": os.environ.get("MEIYE_NOTIFY_SMS_URL", ""),
+    "wechat": os.environ.get("MEIYE_NOTIFY_WECHAT_URL", ""),
+    "email": os.environ.get("MEIYE_NOTIFY_EMAIL_URL", ""),
+}
+# Shared secret for the HMAC-SHA256 signature of gateway requests (required with the http provider).
+MEIYE_NOTIFY_HTTP_SECRET = os.environ.get("MEIYE_NOTIFY_HTTP_SECRET", "")
+MEIYE_NOTIFY_HTTP_TIMEOUT = int(os.environ.get("MEIYE_NOTIFY_HTTP_TIMEOUT", "10"))
+# Minutes to wait after each failed attempt; after the last one the message is marked failed.
+MEIYE_NOTIFY_RETRY_MINUTES = [int(m) for m in env_list("MEIYE_NOTIFY_RETRY_MINUTES", "1,5,30")]
+# Email (the smtp provider).
+EMAIL_HOST = os.environ.get("MEIYE_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("MEIYE_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("MEIYE_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("MEIYE_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("MEIYE_EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("MEIYE_EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("MEIYE_EMAIL_FROM", "meiye@localhost")
 
 # --- Cache -------------------------------------------------------------------------------------------------
 # Counters that must survive a rolled-back transaction (e.g. wrong approval PINs) live here: shared by
@@ -234,10 +271,14 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-# Content-Security-Policy: everything from our own origin; Alpine.js needs 'unsafe-eval' for its
-# expression evaluator (see docs/adr/0001-stack.md).
+# Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated), e.g. "127.0.0.1,10.0.0.0/8".
+# Only when the direct peer is one of them is the client's address taken from X-Forwarded-For: the right-most
+# address that is not itself a trusted proxy (meiye.core.net.client_ip). Empty (the default): REMOTE_ADDR.
+MEIYE_TRUSTED_PROXIES = env_list("MEIYE_TRUSTED_PROXIES")
+# Content-Security-Policy: everything from our own origin, no inline scripts and no eval (the pages use htmx
+# and plain scripts under static/; see docs/adr/0001-stack.md).
 MEIYE_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
     "form-action 'self'; base-uri 'self'; object-src 'none'"
 )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -624,7 +624,7 @@ def _update_balances(changes: Mapping[int, int], bumps: Mapping[int, int]) -> No
         f"version = version + CASE account_id {whens} ELSE 0 END, updated_at = %s "
         f"WHERE account_id IN ({', '.join(['%s'] * len(ids))})"
     )
-    params: list[object] = [value for pk in ids for value in (pk, changes.get(pk, 0))]
+    params: list[Any] = [value for pk in ids for value in (pk, changes.get(pk, 0))]
     params += [value for pk in ids for value in (pk, bumps[pk])]
     params.append(connection.ops.adapt_datetimefield_value(timezone.now()))
     params += ids
@@ -661,7 +661,7 @@ def _lock_by_identity(organisation_id: int, wanted: Mapping[tuple[str, int, str,
     )
     if connection.features.has_select_for_update:
         sql += " FOR UPDATE OF b" if connection.features.has_select_for_update_of else " FOR UPDATE"
-    params: list[object] = [organisation_id]
+    params: list[Any] = [organisation_id]
     for identity in identities:
         params.extend(identity)
     balances = []

@@ -40,11 +40,15 @@ class Perm:
     AUDIT_VIEW = "audit.view"
     MONEY_ADJUST = "money.adjust"
     CATALOG_MANAGE = "catalog.manage"  # the brand's categories, services and products (HQ)
+    PROMOTIONS_MANAGE = "promotions.manage"  # coupon templates, promotions and how offers stack (HQ)
     STORE_PRICE_SET = "catalog.store_price"  # a store's own prices
     CHECKOUT = "sales.checkout"  # open bills, take payment, recharge stored value
     REFUND = "sales.refund"  # refund a completed bill
     APPROVE_DISCOUNT = "sales.approve_discount"  # approve a price below the cashier's own threshold
     DAILY_CLOSE = "sales.daily_close"
+    MALL_APPROVE = "mall.approve"  # approve or reject a points-mall redemption above the threshold
+    NOTIFY_VIEW = "notify.view"  # the outbox of messages to members (store-scoped), retry a failed one
+    NOTIFY_MANAGE = "notify.manage"  # message templates, quiet hours, which events are marketing
     ALL_STORES = "org.all_stores"
 
 
@@ -79,6 +83,8 @@ POSITION_PERMS: dict[str, frozenset[str]] = {
             Perm.REFUND,
             Perm.APPROVE_DISCOUNT,
             Perm.DAILY_CLOSE,
+            Perm.MALL_APPROVE,
+            Perm.NOTIFY_VIEW,
         }
     ),
     Position.FINANCE: frozenset(
@@ -105,12 +111,16 @@ POSITION_PERMS: dict[str, frozenset[str]] = {
             Perm.STAFF_MANAGE,
             Perm.STORE_MANAGE,
             Perm.CATALOG_MANAGE,
+            Perm.PROMOTIONS_MANAGE,
             Perm.STORE_PRICE_SET,
             Perm.AUDIT_VIEW,
             Perm.MONEY_ADJUST,
             Perm.REFUND,
             Perm.APPROVE_DISCOUNT,
             Perm.DAILY_CLOSE,
+            Perm.MALL_APPROVE,
+            Perm.NOTIFY_VIEW,
+            Perm.NOTIFY_MANAGE,
             Perm.ALL_STORES,
         }
     ),

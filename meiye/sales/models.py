@@ -173,7 +173,10 @@ class BillLine(models.Model):
     quantity = models.PositiveIntegerField(default=1)
     list_price_fen = models.BigIntegerField(help_text="the store's list price: the catalogue's or the store's own")
     unit_price_fen = models.BigIntegerField(help_text="the final price of one unit")
-    line_total_fen = models.BigIntegerField()
+    discount_fen = models.BigIntegerField(
+        default=0, help_text="the line's share of promotions and coupons priced on the whole bill (满减, coupons)"
+    )
+    line_total_fen = models.BigIntegerField(help_text="unit price × quantity − discount")
     # [{"step": "store_price", "unit_price_fen": 65000, "reason": "门店价 Store price"}, …] in pipeline order.
     price_steps = models.JSONField(default=list, blank=True)
     earning_category = models.CharField(max_length=20)
@@ -207,9 +210,12 @@ class BillLine(models.Model):
                 name="sales_line_prices_not_negative",
             ),
             models.CheckConstraint(
-                condition=models.Q(line_total_fen=models.F("unit_price_fen") * models.F("quantity")),
-                name="sales_line_total_is_unit_times_quantity",
+                condition=models.Q(
+                    line_total_fen=models.F("unit_price_fen") * models.F("quantity") - models.F("discount_fen")
+                ),
+                name="sales_line_total_is_unit_times_quantity_less_discount",
             ),
+            models.CheckConstraint(condition=models.Q(discount_fen__gte=0), name="sales_line_discount_not_negative"),
             models.CheckConstraint(
                 condition=models.Q(refunded_quantity__lte=models.F("quantity")),
                 name="sales_line_refund_within_quantity",

@@ -52,6 +52,13 @@ def points_offset_value_fen(points: int, points_per_yuan: int) -> int | None:
     return value if remainder == 0 else None
 
 
+def tier_price_fen(unit_price_fen: int, discount_bp: int) -> int:
+    """The member's tier price: ``unit_price × (1 − discount_bp / 10,000)`` rounded HALF UP to the fen
+    (四舍五入): 680.00 at 15% off is 578.00; 117.64 at 15% off is 99.994 → 99.99; 0.03 at 50% off → 0.02."""
+    paid_bp = BASIS_POINTS - discount_bp
+    return (unit_price_fen * paid_bp * 2 + BASIS_POINTS) // (2 * BASIS_POINTS)
+
+
 def allocate_earning(earning_fen: int, line_totals: list[int]) -> list[int]:
     """The bill's earning money split over its lines in proportion to their totals (largest remainder)."""
     if not line_totals:
@@ -100,6 +107,10 @@ class LineDraft:
     steps: list[dict[str, Any]] = field(default_factory=list)
     approved_by: Staff | None = None
     manual_adjusted: bool = False
+    # The approval the line already holds when it is changed in place (``sales.services.bill_line_update``):
+    # who approved, and the manual unit price she approved.
+    approved_earlier_by: Staff | None = None
+    approved_earlier_fen: int | None = None
 
     def set_price(self, step: str, unit_price_fen: int, reason: str) -> None:
         if isinstance(unit_price_fen, bool) or not isinstance(unit_price_fen, int) or unit_price_fen < 0:
@@ -131,11 +142,28 @@ def step_store_price(ctx: PricingContext, line: LineDraft) -> None:
         line.set_price("store_price", override, f"门店价 Store price ({ctx.store.name})")
 
 
+def tier_discount_bp(member_info: dict[str, Any], item: Item) -> int:
+    """The basis points off that the member's tier gives on ``item``: by its earning category if the tier
+    names it, else by its kind ("service" / "product"), else none (S-01: Gold 15% on services, not retail)."""
+    discounts = member_info.get("tier_discounts_bp") or {}
+    by_category = discounts.get(item.category.earning_category)
+    return int(by_category if by_category is not None else discounts.get(item.kind, 0))
+
+
 def step_member_price(ctx: PricingContext, line: LineDraft) -> None:
-    """The member's price. Identity for now; the loyalty issue applies the tier discount here (S-01).
+    """The member's price: her tier's discount on the current price (``loyalty.tiers.member_tier_info``,
+    read from the bill's snapshot, so a tier reached on this bill applies from the next one) (S-01).
 
     Whatever this step leaves is "the member price" that the cashier's own discount floor refers to.
     """
+    discount = tier_discount_bp(ctx.member_info, line.item)
+    if discount > 0:
+        price = tier_price_fen(line.unit_price_fen, discount)
+        if price != line.unit_price_fen:
+            name_zh = ctx.member_info.get("tier_name") or ""
+            name_en = ctx.member_info.get("tier_name_en") or name_zh
+            share = _percent_text(discount)
+            line.set_price("member_price", price, f"{name_zh}会员价 减{share} {name_en} member price {share} off")
     line.member_price_fen = line.unit_price_fen
 
 
@@ -168,7 +196,7 @@ def step_manual_adjustment(ctx: PricingContext, line: LineDraft) -> None:
     floor = discount_floor_fen(line.member_price_fen, ctx.settings.manual_discount_floor_bp)
     reason = "手工改价 Manual price"
     if price < floor:
-        line.approved_by = _approval(ctx, line, floor)
+        line.approved_by = _approval_kept(line, price) or _approval(ctx, line, floor)
         reason += f"（{line.approved_by} 批准 approved）"
     line.manual_adjusted = True
     line.set_price("manual_adjustment", price, reason)
@@ -194,6 +222,18 @@ def can_approve_discount(approver: Staff, store: Store) -> bool:
     if approver.organisation_id != store.organisation_id or not approver.can(Perm.APPROVE_DISCOUNT):
         return False
     return approver.sees_all_stores or approver.stores.filter(pk=store.pk).exists()
+
+
+def _approval_kept(line: LineDraft, price: int) -> Staff | None:
+    """The approval a line already holds, still good for ``price``: a line changed in place keeps it (no PIN
+    again) while its manual price is not lower than the price that was approved and no other approver is
+    named. A lower price, or another approver, needs a fresh approval."""
+    earlier = line.approved_earlier_by
+    if earlier is None or line.approved_earlier_fen is None or price < line.approved_earlier_fen:
+        return None
+    if line.approver is not None and line.approver.pk != earlier.pk:
+        return None
+    return earlier
 
 
 def _approval(ctx: PricingContext, line: LineDraft, floor: int) -> Staff:
@@ -274,9 +314,22 @@ def step_base_rate(ctx: EarningContext, line: LineEarning) -> None:
     line.steps.append({"step": "base_rate", "points_per_yuan": line.points_per_yuan, "reason": "基础积分 Base rate"})
 
 
+def step_tier_multiplier(ctx: EarningContext, line: LineEarning) -> None:
+    """The member's tier multiplies the base rate (S-03: Gold ×1.2 = 6/5, Diamond ×1.5 = 3/2)."""
+    num = int(ctx.member_info.get("points_multiplier_num") or 1)
+    den = int(ctx.member_info.get("points_multiplier_den") or 1)
+    if num == den:
+        return
+    name_zh = ctx.member_info.get("tier_name") or ""
+    name_en = ctx.member_info.get("tier_name_en") or name_zh
+    times = _multiplier_text(num, den)
+    line.multiply("tier_multiplier", num, den, f"{name_zh}积分×{times} {name_en} points ×{times}")
+
+
 EARNING_STEPS: list[EarningStep] = [
     EarningStep("base_rate", step_base_rate),
-    # later: tier multiplier, birthday month (S-04), member day (S-21)
+    EarningStep("tier_multiplier", step_tier_multiplier),
+    # later: birthday month (S-04), member day (S-21)
 ]
 
 
@@ -284,3 +337,34 @@ def earn_line(ctx: EarningContext, line: LineEarning) -> LineEarning:
     for step in EARNING_STEPS:
         step.apply(ctx, line)
     return line
+
+
+def _percent_text(bp: int) -> str:
+    """ "15%" for 1500 basis points, "12.5%" for 1250."""
+    whole, rest = divmod(bp, 100)
+    return f"{whole}%" if rest == 0 else f"{whole}.{rest:02d}".rstrip("0") + "%"
+
+
+def _multiplier_text(num: int, den: int) -> str:
+    """ "1.2" for 6/5, "1.5" for 3/2, "2" for 2/1; a fraction that is not a whole number of basis points
+    stays a fraction ("4/3")."""
+    bp, rest = divmod(num * BASIS_POINTS, den)
+    if rest:
+        return f"{num}/{den}"
+    whole, frac = divmod(bp, BASIS_POINTS)
+    return str(whole) if frac == 0 else f"{whole}.{frac:04d}".rstrip("0")
+
+
+def points_offset_quote(*, payable_fen: int, points_balance: int, points_per_yuan: int, cap_bp: int) -> tuple[int, int]:
+    """The most a member's points may pay of a bill, taken in WHOLE 元 (S-06): ``(value_fen, points)``.
+
+    The value is the smaller of the cap (``cap_bp`` of the payable, rounded down to the fen) and what the
+    balance buys, rounded DOWN to the 元; the points are exactly that many 元 at ``points_per_yuan``.
+    S-06: Gold (90 per 元), 10,000 points, payable 500.00, cap 10% → 50.00 for 4,500 points; with 4,000
+    points → 44.00 for 3,960 points. A negative balance or a zero rate offsets nothing.
+    """
+    if points_balance <= 0 or points_per_yuan <= 0 or payable_fen <= 0:
+        return 0, 0
+    cap_yuan = points_offset_cap_fen(payable_fen, cap_bp) // 100
+    yuan = min(cap_yuan, points_balance // points_per_yuan)
+    return yuan * 100, yuan * points_per_yuan

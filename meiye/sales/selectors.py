@@ -11,18 +11,23 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from meiye.core.errors import forbidden, not_found
 from meiye.core.money import Money
 from meiye.ledger.models import Entry
-from meiye.loyalty.selectors import MEMBER_POINTS, POINTS_ASSET
+from meiye.loyalty.selectors import MEMBER_POINTS, POINTS_ASSET, points_balance
+from meiye.loyalty.tiers import member_tier_info
+from meiye.members.models import Member
 from meiye.org.context import Actor
 from meiye.org.models import Store
 from meiye.org.roles import Perm
 from meiye.org.selectors import store_get, stores_visible
 from meiye.sales.models import Bill, BillLine, BillStatus, Refund, RefundLine, RefundTender, Tender, TenderKind
+from meiye.sales.pricing import points_offset_cap_fen, points_offset_quote
+from meiye.sales.services import _apply_offers, sales_settings_for
 from meiye.wallet.selectors import BONUS, CNY, PRINCIPAL
 
 _VIEW_PERMS = (Perm.CHECKOUT, Perm.REFUND, Perm.DAILY_CLOSE)
@@ -80,6 +85,44 @@ def bills_list(
     return qs.order_by("-day_at", "-pk")
 
 
+# --- offers on an open bill ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OffersPreview:
+    """An open bill as completing it now would price it: ``lines`` carry the promotions' and coupons' price
+    steps, ``discount_fen`` and line totals (never saved)."""
+
+    lines: list[BillLine]
+    list_total: Money
+    discount_total: Money
+    payable_total: Money
+
+
+def bill_offers_preview(actor: Actor, bill: Bill, *, coupon_ids: Iterable[int] = ()) -> OffersPreview:
+    """What ``bill_complete`` would charge for the open ``bill`` with the coupons ``coupon_ids``: the lines
+    priced by the same code (``sales.services._apply_offers``: live promotions against the tier discount,
+    then the coupons), written nowhere. Raises the offers' refusal (``coupon.min_spend``,
+    ``coupon.not_stackable`` …) as completion would. The coupons are read under the lock completion takes,
+    inside a transaction that writes nothing."""
+    bill = bill_get(actor, bill.pk)
+    with transaction.atomic():
+        lines = list(
+            BillLine.objects.filter(bill=bill)
+            .select_related("item", "performed_by", "sold_by", "approved_by")
+            .order_by("pk")
+        )
+        _apply_offers(actor, bill.store, bill.member, lines, list(coupon_ids))
+    list_total = sum(line.list_price_fen * line.quantity for line in lines)
+    payable = sum(line.line_total_fen for line in lines)
+    return OffersPreview(
+        lines=lines,
+        list_total=Money(list_total),
+        discount_total=Money(list_total - payable),
+        payable_total=Money(payable),
+    )
+
+
 # --- receipt ----------------------------------------------------------------------------------------
 
 
@@ -88,6 +131,7 @@ class ReceiptDiscount:
     step: str
     reason: str
     unit_price: Money
+    amount: Money | None = None  # what a promotion or coupon took off the line (None for a price step)
 
 
 @dataclass(frozen=True)
@@ -102,6 +146,7 @@ class ReceiptLine:
     approved_by: str
     points_earned: int
     refunded_quantity: int
+    discount: Money  # the line's share of promotions and coupons (line total = unit × qty − this)
 
 
 @dataclass(frozen=True)
@@ -172,10 +217,16 @@ def receipt(actor: Actor, bill: Bill) -> Receipt:
                 unit_price=Money(line.unit_price_fen),
                 line_total=Money(line.line_total_fen),
                 discounts=[
-                    ReceiptDiscount(step=s["step"], reason=s["reason"], unit_price=Money(s["unit_price_fen"]))
+                    ReceiptDiscount(
+                        step=s["step"],
+                        reason=s["reason"],
+                        unit_price=Money(s["unit_price_fen"]),
+                        amount=Money(s["discount_fen"]) if "discount_fen" in s else None,
+                    )
                     for s in line.price_steps
                     if s["step"] != "list_price"
                 ],
+                discount=Money(line.discount_fen),
                 performed_by=str(line.performed_by) if line.performed_by is not None else "",
                 approved_by=str(line.approved_by) if line.approved_by is not None else "",
                 points_earned=line.points_earned,
@@ -360,3 +411,32 @@ def _zone(store: Store) -> ZoneInfo:
 
 def _day_start(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone)
+
+
+@dataclass(frozen=True)
+class PointsOffsetQuote:
+    value: Money  # what the points pay, in whole 元
+    points: int  # the points that takes
+    points_balance: int
+    points_per_yuan: int
+    cap: Money  # the cap on the payable (before rounding to 元)
+
+
+def points_offset_quote_for(actor: Actor, member: Member, *, store: Store, payable: Money) -> PointsOffsetQuote:
+    """What the cashier may offer the member as a points offset on a bill of ``payable`` (S-06): her tier's
+    rate (else the store's), the store's cap, her balance now. The checkout then tenders exactly these points."""
+    actor.require(Perm.CHECKOUT)
+    store = store_get(actor, store.pk)
+    settings = sales_settings_for(store)
+    per_yuan = int(member_tier_info(member).get("points_per_yuan_offset") or settings.points_per_yuan_offset)
+    balance = points_balance(member)
+    value, points = points_offset_quote(
+        payable_fen=payable.fen, points_balance=balance, points_per_yuan=per_yuan, cap_bp=settings.points_offset_cap_bp
+    )
+    return PointsOffsetQuote(
+        value=Money(value),
+        points=points,
+        points_balance=balance,
+        points_per_yuan=per_yuan,
+        cap=Money(points_offset_cap_fen(payable.fen, settings.points_offset_cap_bp)),
+    )

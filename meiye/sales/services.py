@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from enum import Enum
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -53,6 +54,7 @@ from meiye.core.money import Money, allocate_int
 from meiye.ledger.models import Account, Journal
 from meiye.ledger.services import AccountKey, Leg, Posting, accounts_lock, journal_post, journal_reverse, journals_post
 from meiye.loyalty.models import PointsLot
+from meiye.loyalty.rules import rewards_after_bill, rewards_reverse_for_bill
 from meiye.loyalty.selectors import (
     earning_rate_subquery,
     earning_rates,
@@ -78,6 +80,14 @@ from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.roles import Perm
 from meiye.org.selectors import store_get, stores_visible
+from meiye.promotions.models import Coupon
+from meiye.promotions.offers import OfferLine, evaluate
+from meiye.promotions.selectors import (
+    promotions_live_cached,
+    promotions_live_with_policy,
+    promotions_version_subquery,
+)
+from meiye.promotions.services import coupons_lock_for_bill, coupons_mark_used, coupons_return_for_bill
 from meiye.sales.models import (
     EXTERNAL_TENDERS,
     Bill,
@@ -171,6 +181,15 @@ class TenderInput:
         }
 
 
+class Clear(Enum):
+    """``CLEAR`` takes a value off a line in ``bill_line_update``, where ``None`` leaves it as it is."""
+
+    CLEAR = "clear"
+
+
+CLEAR = Clear.CLEAR
+
+
 # --- opening and building a bill --------------------------------------------------------------------------
 
 
@@ -229,6 +248,122 @@ def bill_remove_line(*, actor: Actor, bill: Bill, line: BillLine) -> Bill:
     return locked
 
 
+def bill_line_update(
+    *,
+    actor: Actor,
+    bill: Bill,
+    line: BillLine,
+    quantity: int | None = None,
+    unit_price: Money | Clear | None = None,
+    performed_by: Staff | Clear | None = None,
+    sold_by: Staff | Clear | None = None,
+    approver: Staff | None = None,
+    approval_pin: str = "",
+) -> BillLine:
+    """Change a line of an open bill in place: it keeps its id and its place on the bill.
+
+    ``None`` leaves a value as it is; ``CLEAR`` takes the performer, the seller or the manual price off. The
+    line is priced again by the pipeline (the store's price and the member's tier as the bill knows them)
+    with its manual price, if any, applied last. A manual price that a manager approved stays approved —
+    no PIN again — as long as it is not set lower than the approved price (a new quantity, other staff, a
+    higher price); lower needs a fresh approval (``pricing.approval_required``), as does naming another
+    approver. Audited as ``sales.line_update`` (before and after), plus ``sales.price_override`` when the
+    manual price or its approval changes.
+    """
+    actor.require(Perm.CHECKOUT)
+    with transaction.atomic():
+        locked = _lock_open_bill(actor, bill)
+        current = (
+            BillLine.objects.select_related("item__category", "performed_by", "sold_by", "approved_by")
+            .filter(pk=line.pk, bill=locked)
+            .first()
+        )
+        if current is None:
+            raise not_found("sales.line_not_found", "消费单明细", "Bill line")
+        before = _line_state(current)
+        manual_fen = before["manual_price_fen"]
+        if isinstance(unit_price, Clear):
+            requested: Money | None = None
+        elif unit_price is None:
+            requested = Money(manual_fen) if manual_fen is not None else None
+        else:
+            requested = unit_price
+        item = current.item
+        ctx = _pricing_context(actor, locked.store, locked.member, locked.member_snapshot, [item])
+        priced = _build_line(
+            ctx,
+            item,
+            quantity=current.quantity if quantity is None else quantity,
+            performed_by=_kept_or_new(performed_by, current.performed_by),
+            sold_by=_kept_or_new(sold_by, current.sold_by),
+            unit_price=requested,
+            approver=approver,
+            approval_pin=approval_pin,
+            approved_earlier=(
+                (current.approved_by, manual_fen)
+                if current.approved_by is not None and manual_fen is not None
+                else None
+            ),
+        )
+        for name in _LINE_PRICED_FIELDS:
+            setattr(current, name, getattr(priced, name))
+        current.save(update_fields=list(_LINE_PRICED_FIELDS))
+        after = _line_state(current)
+        audit_record(
+            actor=actor,
+            action="sales.line_update",
+            obj=locked,
+            detail={"line": current.pk, "item": item.pk, "before": before, "after": after},
+        )
+        if after["manual_price_fen"] is not None and (
+            after["manual_price_fen"] != manual_fen or after["approved_by"] != before["approved_by"]
+        ):
+            _audit_manual_price(actor, locked, [current])
+        _recompute_totals(locked)
+    return current
+
+
+# What pricing decides on a line; ``bill_line_update`` writes these and nothing else.
+_LINE_PRICED_FIELDS = (
+    "kind",
+    "name",
+    "quantity",
+    "list_price_fen",
+    "unit_price_fen",
+    "line_total_fen",
+    "price_steps",
+    "earning_category",
+    "commission_category",
+    "performed_by",
+    "sold_by",
+    "approved_by",
+)
+
+
+def _kept_or_new(value: Staff | Clear | None, current: Staff | None) -> Staff | None:
+    if isinstance(value, Clear):
+        return None
+    return current if value is None else value
+
+
+def _manual_price_fen(line: BillLine) -> int | None:
+    manual = next((s for s in line.price_steps if s.get("step") == "manual_adjustment"), None)
+    return int(manual["unit_price_fen"]) if manual is not None else None
+
+
+def _line_state(line: BillLine) -> dict[str, Any]:
+    """What the audit row of a line change records, before and after."""
+    return {
+        "quantity": line.quantity,
+        "unit_price_fen": line.unit_price_fen,
+        "line_total_fen": line.line_total_fen,
+        "manual_price_fen": _manual_price_fen(line),
+        "performed_by": line.performed_by_id,
+        "sold_by": line.sold_by_id,
+        "approved_by": line.approved_by_id,
+    }
+
+
 def bill_void(*, actor: Actor, bill: Bill, reason: str = "") -> Bill:
     """Void an open bill (nothing was paid). A completed bill is refunded instead."""
     actor.require(Perm.CHECKOUT)
@@ -245,14 +380,22 @@ def bill_void(*, actor: Actor, bill: Bill, reason: str = "") -> Bill:
 # --- completing -----------------------------------------------------------------------------------------
 
 
-def bill_complete(*, actor: Actor, bill: Bill, tenders: Sequence[TenderInput], idempotency_key: str) -> Bill:
+def bill_complete(
+    *,
+    actor: Actor,
+    bill: Bill,
+    tenders: Sequence[TenderInput],
+    idempotency_key: str,
+    coupon_ids: Sequence[int] = (),
+) -> Bill:
     """Take payment and post everything (see the module docstring). Idempotent per key: the same key and
     tenders return the completed bill and post nothing; the same key with another request is refused."""
     actor.require(Perm.CHECKOUT)
     key = _check_key(idempotency_key)
-    request_hash = canonical_hash(
-        {"op": "sales.bill_complete", "bill": bill.pk, "tenders": [t.payload() for t in tenders]}
-    )
+    request: dict[str, Any] = {"op": "sales.bill_complete", "bill": bill.pk, "tenders": [t.payload() for t in tenders]}
+    if coupon_ids:
+        request["coupons"] = list(coupon_ids)
+    request_hash = canonical_hash(request)
     replay = _bill_replay(actor, key, request_hash)
     if replay is not None:
         return replay
@@ -268,8 +411,11 @@ def bill_complete(*, actor: Actor, bill: Bill, tenders: Sequence[TenderInput], i
             # Claim the key first: a concurrent twin waits here on the unique index, then replays.
             Bill.objects.filter(pk=locked.pk).update(idempotency_key=key, request_hash=request_hash)
             locked.idempotency_key, locked.request_hash = key, request_hash
-            lines = list(locked.lines.order_by("pk"))
-            _complete(actor, locked, lines, tenders, key, _CheckoutConfig(settings=sales_settings_for(locked.store)))
+            lines = list(locked.lines.select_related("item").order_by("pk"))
+            config = _CheckoutConfig(settings=sales_settings_for(locked.store))
+            config.coupons = _apply_offers(actor, locked.store, locked.member, lines, coupon_ids)
+            _apply_totals(locked, lines)  # the offers may have changed the lines; _complete saves them
+            _complete(actor, locked, lines, tenders, key, config)
     except IntegrityError:
         replay = _bill_replay(actor, key, request_hash)
         if replay is None:
@@ -286,19 +432,22 @@ def bill_checkout(
     lines: Sequence[LineInput],
     tenders: Sequence[TenderInput],
     idempotency_key: str,
+    coupon_ids: Sequence[int] = (),
 ) -> Bill:
-    """Open, price and complete a bill in ONE transaction (the API's and the benchmark's checkout)."""
+    """Open, price and complete a bill in ONE transaction (the API's and the benchmark's checkout).
+    ``coupon_ids``: the member's coupons the cashier applies (S-05)."""
     actor.require(Perm.CHECKOUT)
     key = _check_key(idempotency_key)
-    request_hash = canonical_hash(
-        {
-            "op": "sales.bill_checkout",
-            "store": actor.store.pk if actor.store is not None else None,
-            "member": member.pk if member is not None else None,
-            "lines": [line.payload() for line in lines],
-            "tenders": [t.payload() for t in tenders],
-        }
-    )
+    request: dict[str, Any] = {
+        "op": "sales.bill_checkout",
+        "store": actor.store.pk if actor.store is not None else None,
+        "member": member.pk if member is not None else None,
+        "lines": [line.payload() for line in lines],
+        "tenders": [t.payload() for t in tenders],
+    }
+    if coupon_ids:
+        request["coupons"] = list(coupon_ids)
+    request_hash = canonical_hash(request)
     replay = _bill_replay(actor, key, request_hash)
     if replay is not None:
         return replay
@@ -358,6 +507,15 @@ def bill_checkout(
                 )
                 for line in lines
             ]
+            config.coupons = _apply_offers(
+                actor,
+                store,
+                checked_member,
+                built,
+                coupon_ids,
+                version_known=True,
+                promotions_version=config.promotions_version,
+            )
             bill = _insert_bill(actor, store, checked_member, key=key, request_hash=request_hash, lines=built)
             # The lines are written by _complete, once their earnings are known (one INSERT).
             _complete(actor, bill, built, tenders, key, config)
@@ -379,6 +537,8 @@ class _CheckoutConfig:
     spend_order: str | None = None
     points_lifetime_months: int | None = None
     rates: dict[str, int] | None = None  # points per 元 of the bill's earning categories
+    coupons: list[tuple[Coupon, int]] = field(default_factory=list)  # used on this bill, with what each took off
+    promotions_version: int | None = None  # read with the store row: the promotions cache's key
 
 
 @dataclass
@@ -557,13 +717,25 @@ def _complete(
     growth_journal = journals.get("grw")
     if growth_journal is not None and member is not None:
         tier_after_bill(actor=actor, member=member, on=ctx.on)  # upgrades at once when a threshold is crossed
+    if member is not None and earning_fen > 0:
+        rewards_after_bill(  # event rewards a paid bill triggers (S-10 referral), see loyalty.rules
+            actor=actor,
+            member=member,
+            bill_id=bill.pk,
+            earning_fen=earning_fen,
+            services_fen=sum(line.line_total_fen for line in lines if line.kind == "service"),
+            on=ctx.on,
+        )
 
     # 5. The bill's own rows.
     if lines[0].pk is None:
         lines = BillLine.objects.bulk_create(lines)
         _audit_manual_price(actor, bill, lines)
-    elif member is not None:
-        BillLine.objects.bulk_update(lines, ["earning_fen", "points_earned", "earning_steps"])
+    else:  # saved while the bill was open: the offers may have re-priced them, and they earned
+        BillLine.objects.bulk_update(
+            lines,
+            [*REPRICED_FIELDS, "earning_fen", "points_earned", "earning_steps"],
+        )
     tender_rows = Tender.objects.bulk_create(
         [
             Tender(
@@ -591,8 +763,12 @@ def _complete(
     bill.points_spend_journal = points_spend_journal
     bill.points_earn_journal_id = points_earn_journal_id
     bill.growth_journal = growth_journal
+    coupons_mark_used(actor=actor, used=config.coupons, bill_id=bill.pk)
     bill.save(
         update_fields=[
+            "list_total_fen",
+            "payable_total_fen",
+            "discount_total_fen",
             "status",
             "completed_at",
             "earning_total_fen",
@@ -616,6 +792,105 @@ def _complete(
             "points_earned": points_total,
         },
     )
+
+
+REPRICED_FIELDS = ["unit_price_fen", "discount_fen", "line_total_fen", "price_steps"]
+
+
+def _apply_offers(
+    actor: Actor,
+    store: Store,
+    member: Member | None,
+    lines: list[BillLine],
+    coupon_ids: Sequence[int],
+    *,
+    version_known: bool = False,
+    promotions_version: int | None = None,
+) -> list[tuple[Coupon, int]]:
+    """Price the whole bill's offers — promotions against the tier discount by the organisation's stacking
+    policy, then the coupons applied (``promotions.offers``) — into ``lines`` (unit price, ``discount_fen``,
+    line total, a price step per offer). Returns the coupons to mark used, each with what it took off.
+    With ``version_known`` (``bill_checkout`` read ``promotions_version`` with the store's row) the live
+    promotions and the policy come from the process's cache when current; otherwise in one query; one more query, locking them, when coupons are applied."""
+    coupons = coupons_lock_for_bill(actor=actor, member=member, coupon_ids=coupon_ids)
+    if version_known:
+        live, policy = promotions_live_cached(store.organisation_id, promotions_version)
+    else:
+        live, policy = promotions_live_with_policy(store.organisation_id)
+    if not live and not coupons:
+        return []
+    offer_lines = []
+    for line in lines:
+        member_unit, manual = _member_unit_price(line)
+        offer_lines.append(
+            OfferLine(
+                item_id=line.item_id,
+                category_id=line.item.category_id,
+                kind=line.kind,
+                quantity=line.quantity,
+                base_unit_fen=line.list_price_fen,
+                member_unit_fen=member_unit,
+                manual=manual,
+            )
+        )
+    on = timezone.localtime(timezone.now(), _zone(store)).date()
+    result = evaluate(lines=offer_lines, promotions=live, coupons=coupons, policy=policy, store_id=store.pk, on=on)
+    for line, offer_line, outcome in zip(lines, offer_lines, result.lines, strict=True):
+        steps = [step for step in line.price_steps if step.get("step") not in ("promotion", "coupon", "offer_choice")]
+        if not outcome.use_member_price and offer_line.member_unit_fen != offer_line.base_unit_fen:
+            steps.append(
+                {
+                    "step": "offer_choice",
+                    "unit_price_fen": offer_line.base_unit_fen,
+                    "reason": "促销优于会员折扣，不叠加 The promotion is better than the member discount; they do not stack",
+                }
+            )
+        line.unit_price_fen = offer_line.member_unit_fen if outcome.use_member_price else offer_line.base_unit_fen
+        line.discount_fen = outcome.discount_fen
+        line.line_total_fen = line.unit_price_fen * line.quantity - line.discount_fen
+        steps.extend(
+            {"step": d.step, "discount_fen": d.amount_fen, "unit_price_fen": line.unit_price_fen, "reason": d.reason}
+            for d in outcome.discounts
+        )
+        line.price_steps = steps
+    return result.coupons
+
+
+def _member_unit_price(line: BillLine) -> tuple[int, bool]:
+    """From a line's price steps: the unit price before any manual adjustment (the member price, after the
+    tier discount), and whether the cashier set the price by hand (then no offer applies to the line)."""
+    price = line.list_price_fen
+    for step in line.price_steps:
+        if step.get("step") == "manual_adjustment":
+            return price, True
+        if step.get("step") in ("promotion", "coupon", "offer_choice"):
+            continue
+        if "unit_price_fen" in step:
+            price = step["unit_price_fen"]
+    return price, False
+
+
+def _reverse_rewards(context: RefundContext) -> None:
+    """REFUND_HOOKS: rewards the bill triggered are reversed by a full refund in time (S-10, loyalty.rules)."""
+    bill = context.bill
+    if bill.member is None or bill.completed_at is None:
+        return
+    zone = _zone(bill.store)
+    rewards_reverse_for_bill(
+        actor=context.actor,
+        member=bill.member,
+        bill_id=bill.pk,
+        completed_on=timezone.localtime(bill.completed_at, zone).date(),
+        on=timezone.localtime(timezone.now(), zone).date(),
+        is_full=context.is_full,
+    )
+
+
+def _return_coupons(context: RefundContext) -> None:
+    """REFUND_HOOKS: a full refund gives the bill's coupons back while they are still valid (S-22)."""
+    if context.is_full:
+        on = timezone.localtime(timezone.now(), _zone(context.bill.store)).date()
+        coupons_return_for_bill(actor=context.actor, bill_id=context.bill.pk, on=on)
 
 
 def _remember_rows(bill: Bill, *, lines: list[BillLine], tenders: list[Tender]) -> None:
@@ -746,7 +1021,7 @@ class RefundContext:
 
 # Extension point for coupons (return if still valid), count-card sessions and commissions (S-22, S-25):
 # each hook runs inside the refund's transaction after the money and points are posted.
-REFUND_HOOKS: list[Callable[[RefundContext], None]] = []
+REFUND_HOOKS: list[Callable[[RefundContext], None]] = [_return_coupons, _reverse_rewards]
 
 
 def bill_refund(
@@ -1035,6 +1310,8 @@ def _refund_points(
             reference_id=str(bill.pk),
             idempotency_key=_derived_key(key, "pts-rebook"),
             earned_on=_earned_on(current),
+            # the lifetime of the member's tier when the bill earned them (S-08: a Diamond's last 24 months)
+            lifetime_months=bill.member_snapshot.get("points_lifetime_months"),
         )
         refund.points_reearn_journal_id = lot.journal_id if lot is not None else None
 
@@ -1355,6 +1632,7 @@ def _checkout_store_and_config(actor: Actor) -> tuple[Store, _CheckoutConfig]:
                 _per_yuan=Subquery(settings_row.values("points_per_yuan_offset")[:1]),
                 _spend_order=spend_order_subquery("pk"),
                 _lifetime=points_lifetime_subquery("organisation_id"),
+                _promotions_version=promotions_version_subquery("organisation_id"),
             )
             .get(pk=actor.store.pk)
         )
@@ -1377,6 +1655,7 @@ def _checkout_store_and_config(actor: Actor) -> tuple[Store, _CheckoutConfig]:
         settings=settings,
         spend_order=spend_order_or_default(row._spend_order),
         points_lifetime_months=points_lifetime_or_default(row._lifetime),
+        promotions_version=row._promotions_version,
     )
 
 
@@ -1553,9 +1832,11 @@ def _build_line(
     unit_price: Money | None,
     approver: Staff | None,
     approval_pin: str,
+    approved_earlier: tuple[Staff, int] | None = None,
 ) -> BillLine:
     """A priced, unsaved line (the caller sets its bill). Checks the item, quantity and staff; prices it
-    through the pipeline."""
+    through the pipeline. ``approved_earlier`` (approver, approved unit price) is the approval a line
+    changed in place already holds (``bill_line_update``)."""
     organisation_id = ctx.store.organisation_id
     if item.organisation_id != organisation_id:
         raise not_found("catalog.item_not_found", "项目或产品", "Item")
@@ -1589,12 +1870,12 @@ def _build_line(
                 en=f"{field_name}: {person} does not work in this store.",
                 field=field_name,
             )
-    draft = price_line(
-        ctx,
-        LineDraft(
-            item=item, quantity=quantity, requested_price=unit_price, approver=approver, approval_pin=approval_pin
-        ),
+    draft = LineDraft(
+        item=item, quantity=quantity, requested_price=unit_price, approver=approver, approval_pin=approval_pin
     )
+    if approved_earlier is not None:
+        draft.approved_earlier_by, draft.approved_earlier_fen = approved_earlier
+    price_line(ctx, draft)
     if draft.unit_price_fen > draft.list_price_fen:
         raise ValueError(f"pricing raised {item} above its list price")
     return BillLine(

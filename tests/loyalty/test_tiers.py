@@ -583,3 +583,43 @@ def test_tier_change_hooks_see_each_change(hq, tiers, member, monkeypatch):
     monkeypatch.setattr(tiers_module, "TIER_CHANGE_HOOKS", [lambda c: seen.append((c.to_tier.code, c.cause))])
     grant(hq, member, tiers["gold"])
     assert seen == [("gold", "grant")]
+
+
+def test_S06_points_offset_capped_at_10_percent_in_whole_yuan(hq, cashier, tiers, items, member):
+    # given: a Gold member (90 points per 元) with 10,000 points and a bill payable 500.00 (cap 10% = 50.00)
+    from meiye.sales.pricing import points_offset_quote
+    from meiye.sales.selectors import points_offset_quote_for
+
+    grant(hq, member, tiers["gold"])
+    points_earn(
+        actor=cashier,
+        member=member,
+        points=10_000,
+        source_code="test.opening",
+        reference_type="test",
+        reference_id="opening",
+        idempotency_key="s06-opening",
+    )
+
+    # when / then: 50.00 using 4,500 points
+    quote = points_offset_quote_for(cashier, member, store=cashier.store, payable=Money.parse("500.00"))
+    assert (quote.value, quote.points, quote.points_per_yuan) == (Money.parse("50.00"), 4_500, 90)
+    # with 4,000 points: 44.00 using 3,960 points (whole 元, never rounded up)
+    assert points_offset_quote(payable_fen=50_000, points_balance=4_000, points_per_yuan=90, cap_bp=1_000) == (
+        4_400,
+        3_960,
+    )
+
+    # and the checkout takes exactly the quoted points (2 × serum 250.00, retail: no Gold discount)
+    bill = bill_checkout(
+        actor=cashier,
+        member=member,
+        lines=[LineInput(item_id=items["serum"].pk, quantity=2)],
+        tenders=[
+            TenderInput(kind="points", points=quote.points),
+            TenderInput(kind="cash", amount=Money.parse("450.00")),
+        ],
+        idempotency_key="s06",
+    )
+    assert bill.payable_total_fen == 50_000
+    assert Tender.objects.get(bill=bill, kind="points").amount_fen == 5_000

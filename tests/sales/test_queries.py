@@ -11,8 +11,10 @@ from meiye.sales.services import LineInput, TenderInput, bill_checkout
 # lifetime); the visible stores and the member (member_get); the items with their store prices and earning
 # rates; the bill number (UPDATE … RETURNING); the bill; every balance row the bill posts to, locked in one
 # statement; the journals (one INSERT), their entries (one INSERT), the balances (one UPDATE); the points lot;
-# the lines; the tenders; the bill's completion; the audit row.
-MAX_CHECKOUT_QUERIES = 18
+# the lines; the tenders; the bill's completion; the audit row. Tiers add at most 2: the member's tier with the
+# ladder (``loyalty.tiers.member_tier_info``, read once per checkout) and, after the growth is posted, the
+# ladder with her earned tier and 12-month growth (``tier_after_bill``; it writes only on an upgrade).
+MAX_CHECKOUT_QUERIES = 20
 
 
 def test_checkout_of_three_lines_split_tender_with_points_earned_query_count(
