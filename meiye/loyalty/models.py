@@ -266,3 +266,182 @@ class GrowthSource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_id} counts for {self.member_id}"
+
+
+# --- Earning rules and event rewards (issue 4 section 2, ``meiye.loyalty.rules``) ----------------------------
+
+
+class RulesSettings(models.Model):
+    """The organisation's earning rules beyond the base rate and the tier. Without a row no rule applies.
+
+    A multiplier of 10,000 basis points (×1) or a points amount of 0 switches its rule off; ``member_day``
+    NULL means no member day, ``dormant_days`` NULL no wake-up, ``daily_earning_limit`` NULL no review flag.
+    """
+
+    organisation = models.OneToOneField("org.Organisation", on_delete=models.PROTECT, related_name="+")
+    birthday_multiplier_bp = models.PositiveIntegerField(
+        _("生日月积分倍数（基点） Birthday month (bp)"), default=10_000
+    )
+    birthday_gift_points = models.PositiveIntegerField(_("生日礼积分 Birthday gift points"), default=0)
+    member_day = models.PositiveSmallIntegerField(_("会员日（每月几号） Member day"), null=True, blank=True)
+    member_day_multiplier_bp = models.PositiveIntegerField(_("会员日积分倍数（基点） Member day (bp)"), default=10_000)
+    checkin_points = models.PositiveIntegerField(_("签到积分 Check-in points"), default=0)
+    checkin_streak_days = models.PositiveSmallIntegerField(_("连续签到天数 Streak length"), default=7)
+    checkin_streak_bonus = models.PositiveIntegerField(_("连续签到奖励 Streak bonus"), default=0)
+    dormant_days = models.PositiveSmallIntegerField(_("沉睡天数 Dormant after (days)"), null=True, blank=True)
+    dormant_points = models.PositiveIntegerField(_("唤醒积分 Wake-up points"), default=0)
+    dormant_coupon_template = models.ForeignKey(
+        "promotions.CouponTemplate",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("唤醒优惠券 Wake-up coupon"),
+    )
+    referral_referrer_points = models.PositiveIntegerField(_("推荐人积分 Referrer points"), default=0)
+    referral_referee_points = models.PositiveIntegerField(_("被推荐人积分 Referee points"), default=0)
+    referral_refund_window_days = models.PositiveSmallIntegerField(_("推荐退款期（天） Refund window"), default=7)
+    referral_spend_threshold_fen = models.BigIntegerField(
+        _("被推荐人累计消费门槛（分） Referee spend threshold (fen)"), null=True, blank=True
+    )
+    referral_coupon_template = models.ForeignKey(
+        "promotions.CouponTemplate",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("推荐奖励优惠券 Referral coupon"),
+    )
+    daily_earning_limit = models.PositiveIntegerField(_("每日积分复核上限 Daily earning limit"), null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "rules settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(member_day__isnull=True) | models.Q(member_day__gte=1, member_day__lte=31),
+                name="loyalty_rules_member_day_in_month",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(birthday_multiplier_bp__gt=0, member_day_multiplier_bp__gt=0),
+                name="loyalty_rules_multipliers_positive",
+            ),
+            models.CheckConstraint(condition=models.Q(checkin_streak_days__gt=0), name="loyalty_rules_streak_positive"),
+            models.CheckConstraint(
+                condition=models.Q(dormant_days__isnull=True) | models.Q(dormant_days__gt=0),
+                name="loyalty_rules_dormant_days_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(referral_spend_threshold_fen__isnull=True)
+                | models.Q(referral_spend_threshold_fen__gt=0),
+                name="loyalty_rules_referral_threshold_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"rules of {self.organisation_id}"
+
+
+class BirthdayGift(models.Model):
+    """The birthday gift of one member in one year (S-04): at most one (unique), given by the daily job."""
+
+    organisation = models.ForeignKey("org.Organisation", on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
+    year = models.PositiveSmallIntegerField()
+    on = models.DateField()
+    points = models.PositiveIntegerField()
+    journal = models.ForeignKey("ledger.Journal", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "year"], name="loyalty_birthdaygift_once_a_year")]
+
+    def __str__(self) -> str:
+        return f"birthday gift {self.year} of {self.member_id}"
+
+
+class CheckIn(models.Model):
+    """One day's check-in of a member (S-11). Append-only; one a day. ``streak_day`` counts consecutive days."""
+
+    organisation = models.ForeignKey("org.Organisation", on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
+    on = models.DateField()
+    streak_day = models.PositiveIntegerField()
+    points = models.PositiveIntegerField()
+    bonus = models.PositiveIntegerField(default=0)
+    journal = models.ForeignKey("ledger.Journal", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    staff = models.ForeignKey("org.Staff", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "on"], name="loyalty_checkin_once_a_day"),
+            models.CheckConstraint(condition=models.Q(streak_day__gt=0), name="loyalty_checkin_streak_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"check-in {self.on} of {self.member_id} (day {self.streak_day})"
+
+
+class DormantReward(models.Model):
+    """The wake-up reward of one dormant spell (S-12). ``since`` is the spell's start: the day of her last
+    visit (or the day she joined, never having visited); unique, so one reward per spell."""
+
+    organisation = models.ForeignKey("org.Organisation", on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
+    since = models.DateField()
+    on = models.DateField()
+    points = models.PositiveIntegerField()
+    journal = models.ForeignKey("ledger.Journal", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    coupon = models.ForeignKey("promotions.Coupon", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "since"], name="loyalty_dormantreward_once_a_spell")]
+
+    def __str__(self) -> str:
+        return f"wake-up of {self.member_id} dormant since {self.since}"
+
+
+class ReferralReward(models.Model):
+    """The referral reward of one referred member (S-10): once (unique ``referee``), on her first paid bill
+    with a service; reversed (``reversed_on``) by a full refund of that bill within the window. The
+    referrer's coupon for the referee's total spend is recorded here too."""
+
+    organisation = models.ForeignKey("org.Organisation", on_delete=models.PROTECT, related_name="+")
+    referee = models.OneToOneField("members.Member", on_delete=models.PROTECT, related_name="+")
+    referrer = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
+    bill_id = models.BigIntegerField(null=True, blank=True, help_text="the bill that earned the points")
+    completed_on = models.DateField(null=True, blank=True)
+    referrer_journal = models.ForeignKey(
+        "ledger.Journal", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    referee_journal = models.ForeignKey(
+        "ledger.Journal", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reversed_on = models.DateField(null=True, blank=True)
+    coupon = models.ForeignKey("promotions.Coupon", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"referral {self.referrer_id} -> {self.referee_id}"
+
+
+class EarningFlag(models.Model):
+    """A member who earned more points in one day than the organisation's review limit: a flag for a manager
+    to look at, never a refusal. One per member and day."""
+
+    organisation = models.ForeignKey("org.Organisation", on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
+    on = models.DateField()
+    points = models.BigIntegerField()
+    limit = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "on"], name="loyalty_earningflag_once_a_day")]
+        indexes = [models.Index(fields=["organisation", "on"], name="loyalty_earningflag_day_idx")]
+
+    def __str__(self) -> str:
+        return f"flag {self.on} of {self.member_id}: {self.points} > {self.limit}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
 
+from meiye.loyalty.rules import birthday_gifts_give, dormant_wake, earning_flags_raise
 from meiye.loyalty.selectors import local_today
 from meiye.loyalty.tiers import tier_review_due
 from meiye.org.context import Actor
@@ -17,3 +20,27 @@ def tier_review_task() -> None:
     today = local_today(None)
     for organisation in Organisation.objects.order_by("pk"):
         tier_review_due(actor=Actor.system(organisation), today=today)
+
+
+@db_periodic_task(crontab(hour="7", minute="0"))
+def loyalty_birthdays_task() -> None:
+    """Daily at 07:00: the birthday gifts of the day (``manage.py loyalty_birthdays``)."""
+    today = local_today(None)
+    for organisation in Organisation.objects.order_by("pk"):
+        birthday_gifts_give(actor=Actor.system(organisation), on=today)
+
+
+@db_periodic_task(crontab(hour="3", minute="0"))
+def loyalty_dormant_task() -> None:
+    """Nightly at 03:00: the wake-up rewards of dormant members (``manage.py loyalty_dormant``)."""
+    today = local_today(None)
+    for organisation in Organisation.objects.order_by("pk"):
+        dormant_wake(actor=Actor.system(organisation), on=today)
+
+
+@db_periodic_task(crontab(hour="3", minute="30"))
+def loyalty_earning_flags_task() -> None:
+    """Nightly at 03:30: flag members who earned more than the daily limit yesterday, for review."""
+    yesterday = local_today(None) - timedelta(days=1)
+    for organisation in Organisation.objects.order_by("pk"):
+        earning_flags_raise(actor=Actor.system(organisation), on=yesterday)

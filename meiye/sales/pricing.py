@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from meiye.catalog.models import Item
 from meiye.core.errors import ApplicationError, ValidationFailed
 from meiye.core.money import Money, allocate_int
+from meiye.loyalty.rules import birthday_multiplier, member_day_multiplier
 from meiye.loyalty.services import points_for_amount
 from meiye.members.models import Member
 from meiye.org.context import Actor
@@ -326,10 +327,29 @@ def step_tier_multiplier(ctx: EarningContext, line: LineEarning) -> None:
     line.multiply("tier_multiplier", num, den, f"{name_zh}积分×{times} {name_en} points ×{times}")
 
 
+def step_birthday_month(ctx: EarningContext, line: LineEarning) -> None:
+    """Bills in the member's birthday month earn more (S-04: ×2), per ``loyalty.rules`` (no query: cached)."""
+    fraction = birthday_multiplier(ctx.member, ctx.on)
+    if fraction is None:
+        return
+    times = _multiplier_text(*fraction)
+    line.multiply("birthday_month", *fraction, f"生日月积分×{times} Birthday month points ×{times}")
+
+
+def step_member_day(ctx: EarningContext, line: LineEarning) -> None:
+    """Bills on the member day earn more (S-21: the 8th, ×2), per ``loyalty.rules`` (no query: cached)."""
+    fraction = member_day_multiplier(ctx.member, ctx.on)
+    if fraction is None:
+        return
+    times = _multiplier_text(*fraction)
+    line.multiply("member_day", *fraction, f"会员日积分×{times} Member day points ×{times}")
+
+
 EARNING_STEPS: list[EarningStep] = [
     EarningStep("base_rate", step_base_rate),
     EarningStep("tier_multiplier", step_tier_multiplier),
-    # later: birthday month (S-04), member day (S-21)
+    EarningStep("birthday_month", step_birthday_month),
+    EarningStep("member_day", step_member_day),
 ]
 
 
