@@ -38,9 +38,16 @@ class BillMemberSerializer(serializers.Serializer):
 class PriceStepSerializer(serializers.Serializer):
     """One step of the line's pricing, in order: list price, store price, member price, promotions, manual."""
 
-    step = serializers.CharField(help_text="list_price, store_price, member_price, promotion, manual_adjustment …")
+    step = serializers.CharField(
+        help_text="list_price, store_price, member_price, manual_adjustment, offer_choice, promotion, coupon …"
+    )
     unit_price = MoneyField(source="unit_price_fen", help_text="The unit price after this step.")
     unit_price_fen = serializers.IntegerField()
+    discount = MoneyField(
+        source="discount_fen",
+        allow_null=True,
+        help_text="promotion and coupon steps: what the offer took off the line (null for a price step).",
+    )
     reason = serializers.CharField(help_text="Why, as printed on the receipt (Chinese and English).")
 
 
@@ -52,7 +59,10 @@ class BillLineSerializer(serializers.Serializer):
     quantity = serializers.IntegerField()
     list_price = MoneyField(source="list_price_fen", help_text="The store's list price of one unit.")
     unit_price = MoneyField(source="unit_price_fen", help_text="The final price of one unit.")
-    line_total = MoneyField(source="line_total_fen")
+    discount = MoneyField(
+        source="discount_fen", help_text="The line's share of promotions and coupons priced on the whole bill."
+    )
+    line_total = MoneyField(source="line_total_fen", help_text="unit_price × quantity − discount.")
     price_steps = PriceStepSerializer(many=True, help_text="How the price was reached, each step with its reason.")
     earning_category = serializers.ChoiceField(choices=EarningCategory.choices)
     commission_category = serializers.CharField()
@@ -208,10 +218,46 @@ class AddLineSerializer(LineInputSerializer):
     """One item added to an open bill."""
 
 
+class LineUpdateSerializer(serializers.Serializer):
+    """A change to a line of an open bill. A field left out keeps its value; ``null`` takes the performer,
+    the seller or the manual price off."""
+
+    quantity = serializers.IntegerField(required=False)
+    performed_by_id = serializers.IntegerField(required=False, allow_null=True, help_text="The beautician.")
+    sold_by_id = serializers.IntegerField(required=False, allow_null=True, help_text="The consultant who sold it.")
+    unit_price = AmountField(
+        required=False,
+        allow_null=True,
+        help_text="A manual unit price (S-20); null: back to the pipeline's price. A price already approved "
+        "stays approved unless it is set lower.",
+    )
+    approver_id = serializers.IntegerField(
+        required=False, allow_null=True, help_text="The approving manager, for a price below the floor."
+    )
+    approval_pin = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        help_text="The approver's PIN. Never stored, and not part of the idempotency fingerprint.",
+    )
+
+
+def _coupon_ids_field() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        max_length=20,
+        help_text="The member's active coupons to use on this bill, applied in this order after the promotions "
+        "(S-05). The tenders must add up to the payable after them.",
+    )
+
+
 class CheckoutSerializer(serializers.Serializer):
-    """Payment of an open bill: the tenders must add up to its payable amount."""
+    """Payment of an open bill: the tenders must add up to its payable amount (after promotions and coupons)."""
 
     tenders = TenderInputSerializer(many=True)
+    coupon_ids = _coupon_ids_field()
 
     def to_tenders(self) -> list[TenderInput]:
         return _tenders(self.validated_data["tenders"])
@@ -223,6 +269,7 @@ class OneShotCheckoutSerializer(serializers.Serializer):
     member_id = serializers.IntegerField(required=False, allow_null=True, help_text="Null or absent: walk-in.")
     lines = LineInputSerializer(many=True)
     tenders = TenderInputSerializer(many=True)
+    coupon_ids = _coupon_ids_field()
 
     def to_lines(self, approval_pins: Mapping[int, str]) -> list[LineInput]:
         return [
@@ -268,6 +315,7 @@ class ReceiptDiscountSerializer(serializers.Serializer):
     step = serializers.CharField()
     reason = serializers.CharField()
     unit_price = MoneyField()
+    amount = MoneyField(allow_null=True, help_text="promotion and coupon steps: what the offer took off the line.")
 
 
 class ReceiptLineSerializer(serializers.Serializer):
@@ -275,6 +323,7 @@ class ReceiptLineSerializer(serializers.Serializer):
     quantity = serializers.IntegerField()
     list_price = MoneyField()
     unit_price = MoneyField()
+    discount = MoneyField(help_text="The line's share of promotions and coupons.")
     line_total = MoneyField()
     discounts = ReceiptDiscountSerializer(many=True, help_text="Every price step after the list price, with reason.")
     performed_by = serializers.CharField()

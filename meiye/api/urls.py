@@ -6,8 +6,17 @@ from rest_framework.routers import SimpleRouter
 
 from meiye.api.views.base import not_found
 from meiye.api.views.catalog import CategoryViewSet, ItemViewSet, StorePriceView
+from meiye.api.views.loyalty import MemberTierGrantView, MemberTierHistoryView, MemberTierView, TierViewSet
+from meiye.api.views.mall import MallItemViewSet, MallRedemptionViewSet
 from meiye.api.views.members import MemberViewSet
 from meiye.api.views.org import MeView, StaffViewSet, StoreViewSet
+from meiye.api.views.promotions import (
+    CouponTemplateViewSet,
+    CouponVoidView,
+    MemberCouponsView,
+    PromotionViewSet,
+    StackingView,
+)
 from meiye.api.views.sales import BillViewSet, DailyCloseView
 from meiye.api.views.wallet import (
     PointsHistoryView,
@@ -25,6 +34,11 @@ router.register("staff", StaffViewSet, basename="staff")
 router.register("categories", CategoryViewSet, basename="category")
 router.register("items", ItemViewSet, basename="item")
 router.register("bills", BillViewSet, basename="bill")
+router.register("coupon-templates", CouponTemplateViewSet, basename="coupon-template")
+router.register("promotions", PromotionViewSet, basename="promotion")
+router.register("mall/items", MallItemViewSet, basename="mall-item")
+router.register("mall/redemptions", MallRedemptionViewSet, basename="mall-redemption")
+router.register("tiers", TierViewSet, basename="tier")
 
 v1_patterns = [
     path("me/", MeView.as_view(), name="me"),
@@ -34,7 +48,13 @@ v1_patterns = [
     path("members/<int:pk>/points/", PointsView.as_view(), name="member-points"),
     path("members/<int:pk>/points/lots/", PointsLotsView.as_view(), name="member-points-lots"),
     path("members/<int:pk>/points/history/", PointsHistoryView.as_view(), name="member-points-history"),
+    path("members/<int:pk>/tier/", MemberTierView.as_view(), name="member-tier"),
+    path("members/<int:pk>/tier/history/", MemberTierHistoryView.as_view(), name="member-tier-history"),
+    path("members/<int:pk>/tier/grant/", MemberTierGrantView.as_view(), name="member-tier-grant"),
     path("stores/<int:store_id>/daily-close/", DailyCloseView.as_view(), name="store-daily-close"),
+    path("promotions/stacking/", StackingView.as_view(), name="promotion-stacking"),
+    path("members/<int:pk>/coupons/", MemberCouponsView.as_view(), name="member-coupons"),
+    path("coupons/<int:pk>/void/", CouponVoidView.as_view(), name="coupon-void"),
     path("stores/<int:store_id>/prices/<int:item_id>/", StorePriceView.as_view(), name="store-price"),
     *router.urls,
 ]

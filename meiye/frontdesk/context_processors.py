@@ -53,7 +53,8 @@ class FrontdeskContext:
             return "duplicates"
         if name.startswith("member"):
             return "members"
-        if name == "settings" or (name.startswith(("custom_field", "staff", "store_")) and name != "store_switch"):
+        settings_pages = ("custom_field", "staff", "store_", "tier_", "promo_", "notify_template", "notify_settings")
+        if name == "settings" or (name.startswith(settings_pages) and name != "store_switch"):
             return "settings"
         if name == "audit_log":
             return "audit"

@@ -1,6 +1,19 @@
 from django.urls import path
 
-from meiye.frontdesk.views import audit, auth, bills, catalog_pages, checkout, members, settings_pages, wallet
+from meiye.frontdesk.views import (
+    audit,
+    auth,
+    bills,
+    catalog_pages,
+    checkout,
+    mall_pages,
+    members,
+    notify_pages,
+    promotions_pages,
+    settings_pages,
+    tier_pages,
+    wallet,
+)
 
 app_name = "frontdesk"
 urlpatterns = [
@@ -47,6 +60,7 @@ urlpatterns = [
     path("checkout/<int:pk>/lines/<int:line_id>/", checkout.checkout_line_edit, name="checkout_line_edit"),
     path("checkout/<int:pk>/lines/<int:line_id>/remove/", checkout.checkout_line_remove, name="checkout_line_remove"),
     path("checkout/<int:pk>/complete/", checkout.checkout_complete, name="checkout_complete"),
+    path("checkout/<int:pk>/coupons/", checkout.checkout_coupons, name="checkout_coupons"),
     # Bills, refunds, receipts and the daily close.
     path("bills/", bills.bill_list, name="bill_list"),
     path("bills/close/", bills.daily_close_view, name="daily_close"),
@@ -68,4 +82,12 @@ urlpatterns = [
     path("catalog/items/<int:pk>/", catalog_pages.catalog_item_edit, name="catalog_item_edit"),
     path("catalog/prices/", catalog_pages.catalog_prices, name="catalog_prices"),
     path("catalog/prices/<int:item_id>/", catalog_pages.catalog_price_set, name="catalog_price_set"),
+    # Notifications: outbox, templates, settings, a member's opt-outs.
+    *notify_pages.urlpatterns,
+    # Points mall: redeem, approvals, history, items and rules.
+    *mall_pages.urlpatterns,
+    # Coupons and promotions: settings (HQ) and a member's coupons.
+    *promotions_pages.urlpatterns,
+    # Member tiers: the ladder (HQ settings) and a member's tier, history and grants by hand.
+    *tier_pages.urlpatterns,
 ]

@@ -14,7 +14,7 @@ from django.utils import timezone
 from meiye.audit.services import audit_record
 from meiye.catalog.models import Category, Item
 from meiye.core.errors import Conflict, ValidationFailed, not_found
-from meiye.core.idempotency import validate_key
+from meiye.core.idempotency import conflict_error, validate_key
 from meiye.members.models import Member, MemberStatus
 from meiye.members.selectors import member_get
 from meiye.org.context import Actor
@@ -99,6 +99,7 @@ def coupon_template_save(
         raise _invalid("valid_days", "请填写有效天数，或起止日期", "give a number of valid days, or both dates")
     if data.valid_days is not None and not 0 < data.valid_days <= 3650:
         raise _invalid("valid_days", "有效天数应为 1 到 3650", "valid days: 1 to 3650")
+    _require_count("per_member_limit", data.per_member_limit, 1000)
     if data.valid_from and data.valid_until and data.valid_until < data.valid_from:
         raise _invalid("valid_until", "结束日期早于开始日期", "the end date is before the start date")
     category_ids = _own_ids(actor, Category, data.category_ids, "category_ids")
@@ -151,11 +152,11 @@ def coupon_issue(
     key = validate_key(idempotency_key)
     if template.organisation_id != actor.organisation.pk:
         raise not_found("coupon.template_not_found", "优惠券模板", "Coupon template")
-    first = Coupon.objects.filter(organisation=actor.organisation, idempotency_key=key).first()
+    if not actor.is_system:
+        member = member_get(actor, member.pk)  # scoped before anything, a replay included
+    first = _issue_replay(actor, key, member=member, template=template)
     if first is not None:
         return first
-    if not actor.is_system:
-        member = member_get(actor, member.pk)
     if member.status != MemberStatus.ACTIVE:
         raise Conflict(
             "coupon.member_inactive", zh="会员不是正常状态。", en="The member is not active.", field="member"
@@ -204,11 +205,19 @@ def coupon_issue(
                 detail={"member": member.pk, "template": template.pk, "source": source},
             )
     except IntegrityError:
-        first = Coupon.objects.filter(organisation=actor.organisation, idempotency_key=key).first()
+        first = _issue_replay(actor, key, member=member, template=template)
         if first is None:
             raise
         return first
     return coupon
+
+
+def _issue_replay(actor: Actor, key: str, *, member: Member, template: CouponTemplate) -> Coupon | None:
+    """The coupon first issued under ``key``; the same key for another member or template is a conflict."""
+    first = Coupon.objects.filter(organisation=actor.organisation, idempotency_key=key).first()
+    if first is not None and (first.member_id != member.pk or first.template_id != template.pk):
+        raise conflict_error(key)
+    return first
 
 
 def coupons_lock_for_bill(*, actor: Actor, member: Member | None, coupon_ids: Sequence[int]) -> list[Coupon]:
@@ -289,6 +298,8 @@ def coupon_void(*, actor: Actor, coupon: Coupon, reason: str) -> Coupon:
     actor.require(Perm.MEMBER_EDIT)
     if not reason.strip():
         raise _invalid("reason", "请填写作废原因", "give a reason")
+    if not actor.is_system:
+        member_get(actor, coupon.member_id)  # a coupon of a member out of the actor's stores is not found
     with transaction.atomic():
         locked = Coupon.objects.select_for_update().get(pk=coupon.pk, organisation=actor.organisation)
         if locked.status != CouponStatus.ACTIVE:
@@ -349,8 +360,11 @@ def promotion_save(*, actor: Actor, data: PromotionInput, promotion: Promotion |
     _require_fen("threshold_fen", data.threshold_fen)
     _require_fen("save_fen", data.save_fen)
     _require_pay_bp(data.pay_bp)
+    _require_count("priority", data.priority, 10_000)
+    _require_count("buy_quantity", data.buy_quantity, 1000)
+    _require_count("free_quantity", data.free_quantity, 1000)
     if data.kind == PromotionKind.SPEND_SAVE and not 0 < data.save_fen <= data.threshold_fen:
-        raise _invalid("save", "满减：减免金额应大于 0 且不超过门槛", "spend X save Y: Y above 0 and not above X")
+        raise _invalid("save", "应大于 0 且不超过满减门槛", "spend X save Y: Y above 0 and not above X")
     if data.kind == PromotionKind.PERCENT_OFF and data.pay_bp >= BASIS_POINTS:
         raise _invalid("pay_bp", "折扣应低于 100%", "the share paid must be below 100%")
     if data.kind == PromotionKind.BUY_X_GET_Y and (data.buy_quantity < 1 or data.free_quantity < 1):
@@ -449,8 +463,42 @@ def _new_code() -> str:
     return "CP" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
 
 
+FIELD_LABELS = {
+    "name": "名称",
+    "kind": "类型",
+    "amount_off": "减免金额",
+    "amount_off_fen": "减免金额",
+    "pay_bp": "折扣",
+    "free_item": "免费项目",
+    "min_spend_fen": "最低消费",
+    "valid_days": "有效天数",
+    "valid_until": "结束日期",
+    "category_ids": "适用分类",
+    "item_ids": "适用项目",
+    "store_ids": "适用门店",
+    "per_member_limit": "每人限领",
+    "threshold_fen": "门槛金额",
+    "save_fen": "减免金额",
+    "save": "减免金额",
+    "buy_quantity": "购买数量",
+    "free_quantity": "赠送数量",
+    "item_kind": "适用类型",
+    "ends_on": "结束日期",
+    "priority": "优先级",
+    "stacking": "叠加规则",
+    "reason": "原因",
+}
+
+
 def _invalid(field: str, zh: str, en: str) -> ValidationFailed:
-    return ValidationFailed(f"promotions.invalid_{field}", zh=f"{field}：{zh}。", en=f"{field}: {en}.", field=field)
+    """The rule broken, naming the field: its Chinese label in zh, its API name in en."""
+    label = FIELD_LABELS.get(field, field)
+    return ValidationFailed(f"promotions.invalid_{field}", zh=f"{label}：{zh}。", en=f"{field}: {en}.", field=field)
+
+
+def _require_count(field: str, value: int, most: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise _invalid(field, f"应为 0 到 {most} 的整数", f"a whole number from 0 to {most}")
 
 
 def _require_name(name: str) -> None:

@@ -40,6 +40,7 @@ def _list_step(price: str) -> dict:
         "step": "list_price",
         "unit_price": price,
         "unit_price_fen": Money.parse(price).fen,
+        "discount": None,
         "reason": "标价 List price",
     }
 
@@ -272,6 +273,7 @@ def test_the_store_price_is_a_price_step_with_its_reason(reception_api, manager_
             "step": "store_price",
             "unit_price": "580.00",
             "unit_price_fen": 58_000,
+            "discount": None,
             "reason": "门店价 Store price (静安店)",
         },
     ]
@@ -830,7 +832,7 @@ def test_bill_endpoints_are_documented_with_required_keys(tmp_path):
     ):
         assert key_header(path, "post")["required"] is True, path
     assert key_header("/api/v1/bills/", "post").get("required", False) is False
-    assert set(paths["/api/v1/bills/{id}/lines/{line_id}/"]) == {"delete"}
+    assert set(paths["/api/v1/bills/{id}/lines/{line_id}/"]) == {"delete", "patch"}
     for path, methods in {
         "/api/v1/bills/": {"get", "post"},
         "/api/v1/bills/{id}/": {"get"},

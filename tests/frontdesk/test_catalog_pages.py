@@ -18,12 +18,13 @@ def _salesnav(content: str) -> list[str]:
 
 
 def test_sales_navigation_follows_permissions(receptionist, manager, beautician, hq_admin, client_for):
-    assert _salesnav(client_for(receptionist).get("/members/").content.decode()) == ["收银台", "消费单"]
+    assert _salesnav(client_for(receptionist).get("/members/").content.decode()) == ["收银台", "消费单", "积分商城"]
     assert _salesnav(client_for(manager).get("/members/").content.decode()) == [
         "收银台",
         "消费单",
         "日结",
         "项目与价格",
+        "积分商城",
     ]
     assert _salesnav(client_for(beautician).get("/members/").content.decode()) == []
     assert _salesnav(client_for(hq_admin, language="en").get("/members/").content.decode()) == [
@@ -31,6 +32,7 @@ def test_sales_navigation_follows_permissions(receptionist, manager, beautician,
         "Bills",
         "Daily close",
         "Catalogue",
+        "Points mall",
     ]
     current = client_for(receptionist).get("/bills/").content.decode()
     assert '<a href="/bills/" aria-current="page">' in current

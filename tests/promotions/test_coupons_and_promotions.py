@@ -304,3 +304,21 @@ def test_an_open_bill_gets_its_coupon_at_completion(cashier, care, s05_member, s
     assert (line.discount_fen, line.line_total_fen) == (5_000, 55_000)
     s05_coupon.refresh_from_db()
     assert s05_coupon.status == "used"
+
+
+def test_a_coupon_key_reused_for_another_member_is_a_conflict(hq, cashier, s05_member, make_member, store1):
+    template = _coupon_50_off(hq)
+    coupon_issue(actor=cashier, member=s05_member, template=template, source="manual", idempotency_key="same")
+    other = make_member(store1, name="王女士")
+    with pytest.raises(ApplicationError) as caught:
+        coupon_issue(actor=cashier, member=other, template=template, source="manual", idempotency_key="same")
+    assert caught.value.code == "idempotency.key_reused"
+    assert Coupon.objects.count() == 1
+
+
+@pytest.mark.parametrize("field", ["priority", "buy_quantity", "free_quantity"])
+def test_promotion_counts_out_of_range_are_refused_naming_the_field(hq, field):
+    values = {"buy_quantity": 1, "free_quantity": 1, field: -1}
+    with pytest.raises(ApplicationError) as caught:
+        promotion_save(actor=hq, data=PromotionInput(name="买一送一", kind=PromotionKind.BUY_X_GET_Y, **values))
+    assert (caught.value.code, caught.value.field) == (f"promotions.invalid_{field}", field)

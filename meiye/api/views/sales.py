@@ -1,4 +1,4 @@
-"""Bills (消费单): open, add and remove lines, pay, one-shot checkout, refund, void, receipt; the daily close.
+"""Bills (消费单): open, add, change and remove lines, pay, one-shot checkout, refund, void, receipt; the daily close.
 
 Every call that moves money — checkout, one-shot checkout, refund — and void requires an ``Idempotency-Key``
 (400 ``idempotency.key_required`` without one). The same key is passed to the sales service, so a retry is
@@ -14,7 +14,7 @@ easy to reverse, and a retry with the same key need not repeat it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
@@ -32,6 +32,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from meiye.api import serializers_sales as s
+from meiye.api.fields import parse_optional_amount
 from meiye.api.idempotency import IDEMPOTENCY_HEADER, idempotent
 from meiye.api.params import choice_param, date_param
 from meiye.api.schema import problems
@@ -46,9 +47,12 @@ from meiye.org.selectors import colleague_get, store_get
 from meiye.sales.models import Bill, BillStatus, Refund
 from meiye.sales.selectors import bill_get, bill_rows_in_memory, bills_list, daily_close, receipt
 from meiye.sales.services import (
+    CLEAR,
+    Clear,
     bill_add_line,
     bill_checkout,
     bill_complete,
+    bill_line_update,
     bill_open,
     bill_refund,
     bill_remove_line,
@@ -57,6 +61,7 @@ from meiye.sales.services import (
 
 TAG = "bills"
 Handler = TypeVar("Handler", bound=Callable[..., Response])
+ValueT = TypeVar("ValueT")
 
 TOP_LEVEL = -1  # the key of a PIN sent beside the line fields (add a line), not inside ``lines[i]``
 
@@ -87,6 +92,13 @@ def _pin_text(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return ""
     return str(value)
+
+
+def _or_clear(data: Mapping[str, Any], name: str, value: ValueT | None) -> ValueT | Clear | None:
+    """A PATCH field: absent keeps the line's value (None), null takes it off (CLEAR), else the new value."""
+    if name not in data:
+        return None
+    return CLEAR if data[name] is None else value
 
 
 def _key(request: Request) -> str:
@@ -249,6 +261,45 @@ class BillViewSet(ActorMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         tags=[TAG],
+        summary="Change a line of an open bill in place",
+        description="Quantity, performer, seller, manual price. A field left out keeps its value; `null` takes "
+        "the performer, the seller or the manual price off. The line keeps its id and place and is priced "
+        "again by the store's pipeline. A manual price a manager already approved stays approved (no PIN "
+        "again) unless it is set lower; lower, or below the floor for the first time, needs `approver_id` and "
+        "`approval_pin` (400 `pricing.approval_required`). Answers the whole bill.",
+        parameters=[OpenApiParameter("line_id", int, OpenApiParameter.PATH)],
+        request=s.LineUpdateSerializer,
+        responses={200: s.BillSerializer, **problems(400, 403, 404, 409)},
+    )
+    @remove_line.mapping.patch
+    @detach_approval_pins
+    @idempotent
+    def update_line(self, request: Request, pk: str, line_id: str) -> Response:
+        bill = self._bill(pk)
+        line = bill.lines.filter(pk=int(line_id)).first()
+        if line is None:
+            raise not_found("sales.line_not_found", "消费单明细", "Bill line")
+        form = s.LineUpdateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        unit_price = parse_optional_amount(data, "unit_price", field="unit_price")
+        bill_line_update(
+            actor=self.actor,
+            bill=bill,
+            line=line,
+            quantity=data.get("quantity"),
+            unit_price=_or_clear(data, "unit_price", unit_price),
+            performed_by=_or_clear(
+                data, "performed_by_id", _staff(self.actor, data.get("performed_by_id"), "performed_by_id")
+            ),
+            sold_by=_or_clear(data, "sold_by_id", _staff(self.actor, data.get("sold_by_id"), "sold_by_id")),
+            approver=_staff(self.actor, data.get("approver_id"), "approver_id"),
+            approval_pin=self.approval_pins.get(TOP_LEVEL, ""),
+        )
+        return Response(_shaped(self.actor, bill))
+
+    @extend_schema(
+        tags=[TAG],
         summary="Pay an open bill",
         description="The tenders must add up to the payable amount (400 `sales.tender_mismatch`). Stored value "
         "is split into principal and bonus by the store's rule; points are earned on real money only. "
@@ -262,7 +313,13 @@ class BillViewSet(ActorMixin, viewsets.GenericViewSet):
         bill = self._bill(pk)
         form = s.CheckoutSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        paid = bill_complete(actor=self.actor, bill=bill, tenders=form.to_tenders(), idempotency_key=_key(request))
+        paid = bill_complete(
+            actor=self.actor,
+            bill=bill,
+            tenders=form.to_tenders(),
+            idempotency_key=_key(request),
+            coupon_ids=form.validated_data["coupon_ids"],
+        )
         return Response(_shaped(self.actor, paid))
 
     @extend_schema(
@@ -290,6 +347,7 @@ class BillViewSet(ActorMixin, viewsets.GenericViewSet):
             lines=form.to_lines(self.approval_pins),
             tenders=form.to_tenders(),
             idempotency_key=_key(request),
+            coupon_ids=form.validated_data["coupon_ids"],
         )
         return Response(_shaped(self.actor, bill), status=status.HTTP_201_CREATED)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -34,6 +33,7 @@ from meiye.frontdesk.forms_sales import (
     new_idempotency_key,
 )
 from meiye.frontdesk.views.common import get_actor, is_htmx, staff_view
+from meiye.frontdesk.views.promotions_pages import CouponChoiceForm
 from meiye.loyalty.selectors import points_balance
 from meiye.members.models import Member
 from meiye.members.selectors import member_get, member_search
@@ -41,12 +41,23 @@ from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.roles import Perm
 from meiye.org.selectors import colleagues
+from meiye.promotions.models import Coupon
+from meiye.promotions.selectors import coupons_held
 from meiye.sales.models import Bill, BillLine, BillStatus
-from meiye.sales.selectors import bill_get, bills_list
-from meiye.sales.services import bill_add_line, bill_complete, bill_open, bill_remove_line, sales_settings_for
+from meiye.sales.selectors import bill_get, bill_offers_preview, bills_list
+from meiye.sales.services import (
+    CLEAR,
+    bill_add_line,
+    bill_complete,
+    bill_line_update,
+    bill_open,
+    bill_remove_line,
+    sales_settings_for,
+)
 from meiye.wallet.selectors import wallet_balance
 
 SESSION_KEYS = "meiye_checkout_keys"
+SESSION_COUPONS = "meiye_checkout_coupons"  # the coupons chosen on each open bill, applied at completion
 MAX_REMEMBERED_KEYS = 20
 ITEM_RESULTS = 24
 
@@ -73,6 +84,63 @@ def _forget_key(request: HttpRequest, bill: Bill) -> None:
         request.session[SESSION_KEYS] = keys
 
 
+# --- The coupons chosen on each open bill -------------------------------------------------------------------------
+
+
+def _coupons_chosen(request: HttpRequest, bill: Bill) -> list[int]:
+    return [int(i) for i in (request.session.get(SESSION_COUPONS) or {}).get(str(bill.pk)) or []]
+
+
+def _coupons_remember(request: HttpRequest, bill: Bill, coupon_ids: list[int]) -> None:
+    chosen: dict[str, list[int]] = dict(request.session.get(SESSION_COUPONS) or {})
+    if coupon_ids:
+        chosen[str(bill.pk)] = list(coupon_ids)
+    elif chosen.pop(str(bill.pk), None) is None:
+        return
+    while len(chosen) > MAX_REMEMBERED_KEYS:
+        chosen.pop(next(iter(chosen)))
+    request.session[SESSION_COUPONS] = chosen
+
+
+def _coupons_of(actor: Actor, bill: Bill) -> list[Coupon]:
+    """The bill's member's active coupons (none for a walk-in customer)."""
+    if bill.member is None or not actor.can(Perm.MEMBER_VIEW):
+        return []
+    return list(coupons_held(actor, bill.member, active_only=True))
+
+
+def _posted_coupons(request: HttpRequest) -> list[int]:
+    return [int(v) for v in request.POST.getlist("coupons") if v.isdigit()]
+
+
+def _offers_context(request: HttpRequest, bill: Bill, coupon_form: CouponChoiceForm | None) -> dict[str, Any]:
+    """The bill as completing it now would price it (promotions and the chosen coupons,
+    ``sales.selectors.bill_offers_preview``): what the screen shows and the tenders must add up to. Chosen
+    coupons the offers refuse (the bill changed under them: below a minimum spend …) are dropped, and why
+    is shown beside the coupons, so the payable shown is always what completion charges."""
+    actor = get_actor(request)
+    held = _coupons_of(actor, bill)
+    held_ids = {c.pk for c in held}
+    applied = [i for i in _coupons_chosen(request, bill) if i in held_ids]
+    error = ""
+    try:
+        offers = bill_offers_preview(actor, bill, coupon_ids=applied)
+    except ApplicationError as exc:
+        error, applied = exc.message, []
+        _coupons_remember(request, bill, [])
+        offers = bill_offers_preview(actor, bill)
+    form = coupon_form or CouponChoiceForm(initial={"coupons": applied}, held=held)
+    checked = {int(v) for v in form["coupons"].value() or [] if str(v).isdigit()}
+    return {
+        "offers": offers,
+        "coupons_held": held,
+        "coupons_applied": applied,
+        "coupons_checked": checked,
+        "coupon_form": form,
+        "coupon_error": error,
+    }
+
+
 # --- Reads the screen needs -------------------------------------------------------------------------------------
 
 
@@ -80,10 +148,6 @@ def store_staff(actor: Actor, store: Store) -> tuple[list[Staff], list[Staff]]:
     """The store's active staff (who may perform or sell a line) and those of them who may approve."""
     staff = colleagues(actor, store)
     return staff, [s for s in staff if s.can(Perm.APPROVE_DISCOUNT)]
-
-
-def _lines(bill: Bill) -> list[BillLine]:
-    return list(bill.lines.select_related("performed_by", "sold_by", "approved_by").order_by("pk"))
 
 
 def _member_panel(member: Member | None) -> dict[str, Any] | None:
@@ -98,11 +162,13 @@ def _bill_context(
     *,
     tender_form: TenderForm | None = None,
     line_forms: dict[int, LineEditForm] | None = None,
+    coupon_form: CouponChoiceForm | None = None,
 ) -> dict[str, Any]:
     staff, approvers = store_staff(get_actor(request), bill.store)
     line_forms = line_forms or {}
+    offers = _offers_context(request, bill, coupon_form)
     rows = []
-    for line in _lines(bill):
+    for line in offers["offers"].lines:
         form = line_forms.get(line.pk) or LineEditForm(
             initial=LineEditForm.initial_for(line), prefix=f"l{line.pk}", staff=staff, approvers=approvers
         )
@@ -114,6 +180,7 @@ def _bill_context(
         "tender_form": tender_form or TenderForm(initial={"idempotency_key": checkout_key(request, bill)}),
         "floor_bp": settings.manual_discount_floor_bp,
         "points_per_yuan": int(bill.member_snapshot.get("points_per_yuan_offset") or settings.points_per_yuan_offset),
+        **offers,
     }
 
 
@@ -125,10 +192,11 @@ def _screen(
     tender_form: TenderForm | None = None,
     line_forms: dict[int, LineEditForm] | None = None,
     add_form: AddLineForm | None = None,
+    coupon_form: CouponChoiceForm | None = None,
 ) -> HttpResponse:
     """The whole screen, or (htmx) only the bill part: lines, totals and tenders."""
     actor = get_actor(request)
-    context = _bill_context(request, bill, tender_form=tender_form, line_forms=line_forms)
+    context = _bill_context(request, bill, tender_form=tender_form, line_forms=line_forms, coupon_form=coupon_form)
     if is_htmx(request):
         response = render(request, "frontdesk/checkout/_bill.html", context, status=status)
     else:
@@ -311,11 +379,11 @@ def _line_of(bill: Bill, line_id: int) -> BillLine:
 @staff_view(Perm.CHECKOUT)
 @require_POST
 def checkout_line_edit(request: HttpRequest, pk: int, line_id: int) -> HttpResponse:
-    """Change a line's quantity, performer, seller or price. Below the cashier's own floor the service asks
-    for a store manager and her PIN (``pricing.approval_required``, shown beside the price).
-
-    There is no service that changes a line in place, so the line is taken off and added again in one
-    transaction: a refused change leaves the old line as it was."""
+    """Change a line's quantity, performer, seller or price, in place (the line keeps its place on the bill).
+    Below the cashier's own floor the service asks for a store manager and her PIN
+    (``pricing.approval_required``, shown beside the price); a price she already approved stays approved
+    when only the quantity or the staff change. The form sends the whole line: an empty performer, seller
+    or price takes it off (the price is then the member's price again). A refused change writes nothing."""
     actor = get_actor(request)
     bill = _open_bill(actor, pk)
     if not bill.is_open:
@@ -327,19 +395,17 @@ def checkout_line_edit(request: HttpRequest, pk: int, line_id: int) -> HttpRespo
         d = form.cleaned_data
         by_id = {s.pk: s for s in staff}
         try:
-            with transaction.atomic():
-                bill_remove_line(actor=actor, bill=bill, line=line)
-                bill_add_line(
-                    actor=actor,
-                    bill=bill,
-                    item=line.item,
-                    quantity=d["quantity"],
-                    performed_by=by_id.get(d["performed_by"]) if d["performed_by"] else None,
-                    sold_by=by_id.get(d["sold_by"]) if d["sold_by"] else None,
-                    unit_price=d["unit_price"],
-                    approver=by_id.get(d["approver"]) if d["approver"] else None,
-                    approval_pin=d["approval_pin"] or "",
-                )
+            bill_line_update(
+                actor=actor,
+                bill=bill,
+                line=line,
+                quantity=d["quantity"],
+                performed_by=by_id.get(d["performed_by"]) or CLEAR,
+                sold_by=by_id.get(d["sold_by"]) or CLEAR,
+                unit_price=d["unit_price"] if d["unit_price"] is not None else CLEAR,
+                approver=by_id.get(d["approver"]) if d["approver"] else None,
+                approval_pin=d["approval_pin"] or "",
+            )
         except ApplicationError as exc:
             add_sales_error(form, exc, aliases={"item": "quantity", "lines": "quantity"})
         else:
@@ -375,7 +441,11 @@ def checkout_complete(request: HttpRequest, pk: int) -> HttpResponse:
         tenders = form.tender_inputs()
         try:
             done = bill_complete(
-                actor=actor, bill=bill, tenders=tenders, idempotency_key=form.cleaned_data["idempotency_key"]
+                actor=actor,
+                bill=bill,
+                tenders=tenders,
+                idempotency_key=form.cleaned_data["idempotency_key"],
+                coupon_ids=_posted_coupons(request),
             )
         except ApplicationError as exc:
             current = bill_get(actor, bill.pk)
@@ -389,7 +459,31 @@ def checkout_complete(request: HttpRequest, pk: int) -> HttpResponse:
             bill = current
         else:
             _forget_key(request, done)
+            _coupons_remember(request, done, [])
             return redirect(reverse("frontdesk:receipt", args=[done.pk]) + "?done=1")
     elif not bill.is_open:
         return _not_open(request, bill)
     return _screen(request, bill, tender_form=form, status=400)
+
+
+@staff_view(Perm.CHECKOUT)
+@require_POST
+def checkout_coupons(request: HttpRequest, pk: int) -> HttpResponse:
+    """Choose which of the member's coupons the bill uses (applied at completion; the screen shows the bill
+    priced with them). A choice the offers refuse (not stackable, below the minimum spend …) is shown beside
+    the coupons with the boxes as ticked, and the previous choice stays."""
+    actor = get_actor(request)
+    bill = _open_bill(actor, pk)
+    if not bill.is_open:
+        return _not_open(request, bill)
+    form = CouponChoiceForm(request.POST, held=_coupons_of(actor, bill))
+    if form.is_valid():
+        chosen: list[int] = form.cleaned_data["coupons"]
+        try:
+            bill_offers_preview(actor, bill, coupon_ids=chosen)
+        except ApplicationError as exc:
+            add_sales_error(form, exc)
+        else:
+            _coupons_remember(request, bill, chosen)
+            return _after_change(request, bill)
+    return _screen(request, bill, coupon_form=form, status=400)

@@ -28,6 +28,7 @@ from meiye.frontdesk.forms import (
 )
 from meiye.frontdesk.labels import label_of
 from meiye.frontdesk.views.common import get_actor, is_htmx, staff_view
+from meiye.loyalty.tiers import member_tier_info
 from meiye.members.models import ConsentPurpose, Member, MemberStatus
 from meiye.members.selectors import (
     custom_fields,
@@ -196,6 +197,7 @@ def _detail_context(request: HttpRequest, member: Member, **extra: Any) -> dict[
         "photo_form": extra.pop("photo_form", None) or PhotoForm(),
         "consent_version": CONSENT_VERSION,
         "can_write": member.status not in (MemberStatus.ERASED, MemberStatus.MERGED),
+        "tier_info": member_tier_info(member),  # her tier's name for the badge (one query)
     }
     context.update(extra)
     return context

@@ -6,127 +6,285 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0001_initial'),
-        ('members', '0002_initial'),
-        ('org', '0001_initial'),
+        ("catalog", "0001_initial"),
+        ("members", "0002_initial"),
+        ("org", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CouponTemplate',
+            name="CouponTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=60, verbose_name='名称 Name')),
-                ('kind', models.CharField(choices=[('amount_off', '满额减 Amount off'), ('percent_off', '折扣 Percent off'), ('free_service', '免费服务 Free service')], max_length=16)),
-                ('amount_off_fen', models.BigIntegerField(default=0, help_text='amount_off: fen off the eligible lines')),
-                ('pay_bp', models.PositiveIntegerField(default=10000, help_text='percent_off: share paid, 8,800 = 88%')),
-                ('min_spend_fen', models.BigIntegerField(default=0, help_text='the eligible lines must total at least this')),
-                ('category_ids', models.JSONField(blank=True, default=list, help_text='catalog category ids; empty: all')),
-                ('store_ids', models.JSONField(blank=True, default=list, help_text='store ids; empty: every store')),
-                ('valid_from', models.DateField(blank=True, null=True)),
-                ('valid_until', models.DateField(blank=True, null=True)),
-                ('valid_days', models.PositiveSmallIntegerField(blank=True, help_text='valid N days from issue (instead of fixed dates)', null=True)),
-                ('per_member_limit', models.PositiveSmallIntegerField(default=0, help_text='0: no limit')),
-                ('stackable', models.BooleanField(default=False, help_text='may be used with another coupon on one bill')),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('free_item', models.ForeignKey(blank=True, help_text='free_service', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.item')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org.organisation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=60, verbose_name="名称 Name")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("amount_off", "满额减 Amount off"),
+                            ("percent_off", "折扣 Percent off"),
+                            ("free_service", "免费服务 Free service"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "amount_off_fen",
+                    models.BigIntegerField(default=0, help_text="amount_off: fen off the eligible lines"),
+                ),
+                (
+                    "pay_bp",
+                    models.PositiveIntegerField(default=10000, help_text="percent_off: share paid, 8,800 = 88%"),
+                ),
+                (
+                    "min_spend_fen",
+                    models.BigIntegerField(default=0, help_text="the eligible lines must total at least this"),
+                ),
+                (
+                    "category_ids",
+                    models.JSONField(blank=True, default=list, help_text="catalog category ids; empty: all"),
+                ),
+                ("store_ids", models.JSONField(blank=True, default=list, help_text="store ids; empty: every store")),
+                ("valid_from", models.DateField(blank=True, null=True)),
+                ("valid_until", models.DateField(blank=True, null=True)),
+                (
+                    "valid_days",
+                    models.PositiveSmallIntegerField(
+                        blank=True, help_text="valid N days from issue (instead of fixed dates)", null=True
+                    ),
+                ),
+                ("per_member_limit", models.PositiveSmallIntegerField(default=0, help_text="0: no limit")),
+                (
+                    "stackable",
+                    models.BooleanField(default=False, help_text="may be used with another coupon on one bill"),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "free_item",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="free_service",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="catalog.item",
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="org.organisation"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-is_active', 'name', 'pk'],
+                "ordering": ["-is_active", "name", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='Coupon',
+            name="Coupon",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=20)),
-                ('status', models.CharField(choices=[('active', '可用 Active'), ('used', '已使用 Used'), ('void', '已作废 Void')], default='active', max_length=10)),
-                ('valid_from', models.DateField()),
-                ('valid_until', models.DateField()),
-                ('source', models.CharField(help_text="why: 'manual', 'rule:referral', 'campaign:12' …", max_length=40)),
-                ('issued_at', models.DateTimeField(auto_now_add=True)),
-                ('idempotency_key', models.CharField(blank=True, max_length=120, null=True)),
-                ('used_bill_id', models.BigIntegerField(blank=True, null=True)),
-                ('used_at', models.DateTimeField(blank=True, null=True)),
-                ('discount_fen', models.BigIntegerField(default=0, help_text='what it took off the bill it was used on')),
-                ('issued_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('member', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='coupons', to='members.member')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org.organisation')),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='coupons', to='promotions.coupontemplate')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.CharField(max_length=20)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "可用 Active"), ("used", "已使用 Used"), ("void", "已作废 Void")],
+                        default="active",
+                        max_length=10,
+                    ),
+                ),
+                ("valid_from", models.DateField()),
+                ("valid_until", models.DateField()),
+                (
+                    "source",
+                    models.CharField(help_text="why: 'manual', 'rule:referral', 'campaign:12' …", max_length=40),
+                ),
+                ("issued_at", models.DateTimeField(auto_now_add=True)),
+                ("idempotency_key", models.CharField(blank=True, max_length=120, null=True)),
+                ("used_bill_id", models.BigIntegerField(blank=True, null=True)),
+                ("used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "discount_fen",
+                    models.BigIntegerField(default=0, help_text="what it took off the bill it was used on"),
+                ),
+                (
+                    "issued_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "member",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="coupons", to="members.member"
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="org.organisation"
+                    ),
+                ),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="coupons",
+                        to="promotions.coupontemplate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['valid_until', 'pk'],
+                "ordering": ["valid_until", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='Promotion',
+            name="Promotion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=60, verbose_name='名称 Name')),
-                ('kind', models.CharField(choices=[('spend_save', '满减 Spend X save Y'), ('percent_off', '限时折扣 Percent off'), ('buy_x_get_y', '买X送Y Buy X get Y')], max_length=16)),
-                ('threshold_fen', models.BigIntegerField(default=0, help_text='spend_save: the eligible lines reach this…')),
-                ('save_fen', models.BigIntegerField(default=0, help_text='spend_save: …and this much comes off')),
-                ('repeat', models.BooleanField(default=False, help_text='spend_save: every full threshold (满1000减100, 2000减200)')),
-                ('pay_bp', models.PositiveIntegerField(default=10000, help_text='percent_off: share paid, 8,800 = 88%')),
-                ('buy_quantity', models.PositiveSmallIntegerField(default=0, help_text='buy_x_get_y: X')),
-                ('free_quantity', models.PositiveSmallIntegerField(default=0, help_text='buy_x_get_y: Y')),
-                ('item_kind', models.CharField(blank=True, help_text="'service', 'product' or blank for both", max_length=10)),
-                ('category_ids', models.JSONField(blank=True, default=list, help_text='catalog category ids; empty: all')),
-                ('item_ids', models.JSONField(blank=True, default=list, help_text='catalog item ids; empty: all')),
-                ('store_ids', models.JSONField(blank=True, default=list, help_text='store ids; empty: every store')),
-                ('starts_on', models.DateField(blank=True, null=True)),
-                ('ends_on', models.DateField(blank=True, null=True)),
-                ('priority', models.PositiveSmallIntegerField(default=100, help_text='lower first when promotions stack')),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org.organisation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=60, verbose_name="名称 Name")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("spend_save", "满减 Spend X save Y"),
+                            ("percent_off", "限时折扣 Percent off"),
+                            ("buy_x_get_y", "买X送Y Buy X get Y"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "threshold_fen",
+                    models.BigIntegerField(default=0, help_text="spend_save: the eligible lines reach this…"),
+                ),
+                ("save_fen", models.BigIntegerField(default=0, help_text="spend_save: …and this much comes off")),
+                (
+                    "repeat",
+                    models.BooleanField(
+                        default=False, help_text="spend_save: every full threshold (满1000减100, 2000减200)"
+                    ),
+                ),
+                (
+                    "pay_bp",
+                    models.PositiveIntegerField(default=10000, help_text="percent_off: share paid, 8,800 = 88%"),
+                ),
+                ("buy_quantity", models.PositiveSmallIntegerField(default=0, help_text="buy_x_get_y: X")),
+                ("free_quantity", models.PositiveSmallIntegerField(default=0, help_text="buy_x_get_y: Y")),
+                (
+                    "item_kind",
+                    models.CharField(blank=True, help_text="'service', 'product' or blank for both", max_length=10),
+                ),
+                (
+                    "category_ids",
+                    models.JSONField(blank=True, default=list, help_text="catalog category ids; empty: all"),
+                ),
+                ("item_ids", models.JSONField(blank=True, default=list, help_text="catalog item ids; empty: all")),
+                ("store_ids", models.JSONField(blank=True, default=list, help_text="store ids; empty: every store")),
+                ("starts_on", models.DateField(blank=True, null=True)),
+                ("ends_on", models.DateField(blank=True, null=True)),
+                (
+                    "priority",
+                    models.PositiveSmallIntegerField(default=100, help_text="lower first when promotions stack"),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="org.organisation"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['priority', 'pk'],
+                "ordering": ["priority", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='PromotionSettings',
+            name="PromotionSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stacking', models.CharField(choices=[('best_single', '择优（单一优惠） Best single offer'), ('stack', '叠加 Stack tier discount and promotions')], default='best_single', max_length=12)),
-                ('version', models.PositiveBigIntegerField(default=0, help_text='a new random stamp on every change to promotions or the policy: checkouts cache by it')),
-                ('organisation', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org.organisation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "stacking",
+                    models.CharField(
+                        choices=[
+                            ("best_single", "择优（单一优惠） Best single offer"),
+                            ("stack", "叠加 Stack tier discount and promotions"),
+                        ],
+                        default="best_single",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "version",
+                    models.PositiveBigIntegerField(
+                        default=0,
+                        help_text="a new random stamp on every change to promotions or the policy: checkouts cache by it",
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="org.organisation"
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='coupontemplate',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_off_fen__gte', 0), ('min_spend_fen__gte', 0), ('pay_bp__lte', 10000)), name='promotions_template_amounts_valid'),
+            model_name="coupontemplate",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_off_fen__gte", 0), ("min_spend_fen__gte", 0), ("pay_bp__lte", 10000)),
+                name="promotions_template_amounts_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='coupon',
-            index=models.Index(fields=['member', 'status'], name='promotions_coupon_member_st'),
+            model_name="coupon",
+            index=models.Index(fields=["member", "status"], name="promotions_coupon_member_st"),
         ),
         migrations.AddConstraint(
-            model_name='coupon',
-            constraint=models.UniqueConstraint(fields=('organisation', 'code'), name='promotions_coupon_unique_code'),
+            model_name="coupon",
+            constraint=models.UniqueConstraint(fields=("organisation", "code"), name="promotions_coupon_unique_code"),
         ),
         migrations.AddConstraint(
-            model_name='coupon',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key__isnull', False)), fields=('organisation', 'idempotency_key'), name='promotions_coupon_unique_key'),
+            model_name="coupon",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key__isnull", False)),
+                fields=("organisation", "idempotency_key"),
+                name="promotions_coupon_unique_key",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='coupon',
-            constraint=models.CheckConstraint(condition=models.Q(('valid_until__gte', models.F('valid_from'))), name='promotions_coupon_dates'),
+            model_name="coupon",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("valid_until__gte", models.F("valid_from"))), name="promotions_coupon_dates"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='coupon',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'used'), ('used_bill_id__isnull', False)), models.Q(('status', 'used'), _negated=True), _connector='OR'), name='promotions_coupon_used_has_bill'),
+            model_name="coupon",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "used"), ("used_bill_id__isnull", False)),
+                    models.Q(("status", "used"), _negated=True),
+                    _connector="OR",
+                ),
+                name="promotions_coupon_used_has_bill",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='promotion',
-            constraint=models.CheckConstraint(condition=models.Q(('pay_bp__lte', 10000), ('save_fen__gte', 0), ('threshold_fen__gte', 0)), name='promotions_promotion_amounts_valid'),
+            model_name="promotion",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("pay_bp__lte", 10000), ("save_fen__gte", 0), ("threshold_fen__gte", 0)),
+                name="promotions_promotion_amounts_valid",
+            ),
         ),
     ]

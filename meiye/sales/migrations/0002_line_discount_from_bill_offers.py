@@ -6,34 +6,52 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0001_initial'),
-        ('sales', '0001_bills_tenders_refunds_settings'),
+        ("catalog", "0001_initial"),
+        ("sales", "0001_bills_tenders_refunds_settings"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='billline',
-            name='sales_line_total_is_unit_times_quantity',
+            model_name="billline",
+            name="sales_line_total_is_unit_times_quantity",
         ),
         migrations.AddField(
-            model_name='billline',
-            name='discount_fen',
-            field=models.BigIntegerField(default=0, help_text="the line's share of promotions and coupons priced on the whole bill (满减, coupons)"),
+            model_name="billline",
+            name="discount_fen",
+            field=models.BigIntegerField(
+                default=0,
+                help_text="the line's share of promotions and coupons priced on the whole bill (满减, coupons)",
+            ),
         ),
         migrations.AlterField(
-            model_name='billline',
-            name='line_total_fen',
-            field=models.BigIntegerField(help_text='unit price × quantity − discount'),
+            model_name="billline",
+            name="line_total_fen",
+            field=models.BigIntegerField(help_text="unit price × quantity − discount"),
         ),
         migrations.AddConstraint(
-            model_name='billline',
-            constraint=models.CheckConstraint(condition=models.Q(('line_total_fen', django.db.models.expressions.CombinedExpression(django.db.models.expressions.CombinedExpression(models.F('unit_price_fen'), '*', models.F('quantity')), '-', models.F('discount_fen')))), name='sales_line_total_is_unit_times_quantity_less_discount'),
+            model_name="billline",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "line_total_fen",
+                        django.db.models.expressions.CombinedExpression(
+                            django.db.models.expressions.CombinedExpression(
+                                models.F("unit_price_fen"), "*", models.F("quantity")
+                            ),
+                            "-",
+                            models.F("discount_fen"),
+                        ),
+                    )
+                ),
+                name="sales_line_total_is_unit_times_quantity_less_discount",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='billline',
-            constraint=models.CheckConstraint(condition=models.Q(('discount_fen__gte', 0)), name='sales_line_discount_not_negative'),
+            model_name="billline",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("discount_fen__gte", 0)), name="sales_line_discount_not_negative"
+            ),
         ),
     ]

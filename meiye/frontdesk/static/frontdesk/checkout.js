@@ -134,6 +134,25 @@
 
   // --- After htmx changed the bill: back to the scanner or the search, ready for the next item -------------------------
 
+  // A line changed in place keeps its id: once the new lines are in and its editor has closed (the change was
+  // saved), focus goes back to that line's "修改" button. (After the swap the form is gone from the page, so
+  // the line is noted when the request starts.)
+  var focusLine = null;
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var source = event.detail.elt;
+    focusLine = source && source.matches && source.matches("[data-line-edit]")
+      ? source.getAttribute("data-line-edit") : null;
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    if (focusLine === null) { return; }
+    var editor = document.getElementById("edit-" + focusLine);
+    var button = document.querySelector('[data-toggle="#edit-' + focusLine + '"]');
+    focusLine = null;
+    if (editor && button && editor.classList.contains("collapsed")) { button.focus(); }
+  });
+
   document.addEventListener("htmx:afterRequest", function (event) {
     var source = event.detail.elt;
     var xhr = event.detail.xhr;
