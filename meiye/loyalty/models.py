@@ -44,6 +44,13 @@ class LoyaltySettings(models.Model):
     points_lifetime_months = models.PositiveSmallIntegerField(
         _("积分有效期（月） Points lifetime (months)"), default=DEFAULT_POINTS_LIFETIME_MONTHS
     )
+    expiry_reminder_days = models.PositiveSmallIntegerField(
+        _("到期提醒提前天数 Expiry reminder (days before)"), default=31, help_text="0: no reminder"
+    )
+    # An optional yearly clearing date (e.g. 31 December): every lot earned before that year's date expires
+    # on it, whatever its own expiry. Both NULL: no clearing.
+    clearing_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    clearing_day = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "loyalty settings"
@@ -120,6 +127,25 @@ class PointsLotUse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} from lot {self.lot_id} by journal {self.journal_id}"
+
+
+class PointsLotReturn(models.Model):
+    """Points given back to a lot they were spent from (a partial refund of a points offset): the lot keeps
+    its own expiry. Append-only; ``spend_journal`` is the spend whose ``PointsLotUse`` rows are returned."""
+
+    lot = models.ForeignKey(PointsLot, on_delete=models.PROTECT, related_name="returns")
+    journal = models.ForeignKey("ledger.Journal", on_delete=models.PROTECT, related_name="+")
+    spend_journal = models.ForeignKey("ledger.Journal", on_delete=models.PROTECT, related_name="+")
+    amount = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="loyalty_pointslotreturn_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} back to lot {self.lot_id} by journal {self.journal_id}"
 
 
 # --- Tiers (会员等级) ----------------------------------------------------------------------------------------

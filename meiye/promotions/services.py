@@ -120,19 +120,14 @@ def coupon_template_save(
         "stackable": data.stackable,
         "is_active": data.is_active,
     }
-    with transaction.atomic():
-        if template is None:
-            template = CouponTemplate.objects.create(organisation=actor.organisation, **values)
-            action = "promotions.coupon_template_create"
-        else:
-            if template.organisation_id != actor.organisation.pk:
-                raise not_found("coupon.template_not_found", "优惠券模板", "Coupon template")
-            for name, value in values.items():
-                setattr(template, name, value)
-            template.save()
-            action = "promotions.coupon_template_update"
-        audit_record(actor=actor, action=action, obj=template, detail={"name": template.name, "kind": template.kind})
-    return template
+    return _save_row(
+        actor,
+        CouponTemplate,
+        template,
+        values,
+        "coupon_template",
+        ("coupon.template_not_found", "优惠券模板", "Coupon template"),
+    )
 
 
 def coupon_issue(
@@ -391,20 +386,12 @@ def promotion_save(*, actor: Actor, data: PromotionInput, promotion: Promotion |
         "priority": data.priority,
         "is_active": data.is_active,
     }
-    with transaction.atomic():
-        if promotion is None:
-            promotion = Promotion.objects.create(organisation=actor.organisation, **values)
-            action = "promotions.promotion_create"
-        else:
-            if promotion.organisation_id != actor.organisation.pk:
-                raise not_found("promotion.not_found", "促销活动", "Promotion")
-            for name, value in values.items():
-                setattr(promotion, name, value)
-            promotion.save()
-            action = "promotions.promotion_update"
+    with transaction.atomic():  # the checkouts' cache is invalidated with the change, or not at all
+        row = _save_row(
+            actor, Promotion, promotion, values, "promotion", ("promotion.not_found", "促销活动", "Promotion")
+        )
         _bump_version(actor)
-        audit_record(actor=actor, action=action, obj=promotion, detail={"name": promotion.name, "kind": promotion.kind})
-    return promotion
+    return row
 
 
 def promotion_settings_set(*, actor: Actor, stacking: str) -> PromotionSettings:
@@ -442,6 +429,26 @@ def coupons_merge(actor: Actor, survivor: Member, merged: Member) -> dict[str, A
     """A merge moves the merged member's active coupons to the survivor."""
     moved = Coupon.objects.filter(member=merged, status=CouponStatus.ACTIVE).update(member=survivor)
     return {"coupons_moved": moved}
+
+
+def _save_row(
+    actor: Actor, model: Any, row: Any, values: dict[str, Any], what: str, missing: tuple[str, str, str]
+) -> Any:
+    """Create ``model`` with ``values`` (``row`` None) or update ``row`` of the actor's organisation, with
+    the audit row ``promotions.<what>_create`` / ``_update``, in one transaction."""
+    with transaction.atomic():
+        if row is None:
+            row = model.objects.create(organisation=actor.organisation, **values)
+            action = f"promotions.{what}_create"
+        else:
+            if row.organisation_id != actor.organisation.pk:
+                raise not_found(*missing)
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.save()
+            action = f"promotions.{what}_update"
+        audit_record(actor=actor, action=action, obj=row, detail={"name": row.name, "kind": row.kind})
+    return row
 
 
 def _bump_version(actor: Actor) -> None:
