@@ -534,14 +534,24 @@ def rewards_after_bill(
     if referrer_id is None:
         return
     config = rules_config(member.organisation_id)
+    # Her row is locked first, so two checkouts of the same referred member decide the reward one at a time.
+    Member.objects.select_for_update().filter(pk=member.pk).values_list("pk").first()
     reward = ReferralReward.objects.filter(referee_id=member.pk).first()
-    if reward is None and services_fen > 0 and (config.referral_referrer_points or config.referral_referee_points):
-        reward = _referral_award(actor, member, referrer_id, bill_id, on, config)
+    not_awarded = reward is None or (reward.bill_id is None and reward.reversed_on is None)
+    if not_awarded and services_fen > 0 and (config.referral_referrer_points or config.referral_referee_points):
+        # (a row without a bill only records the voucher, given when her spend reached the threshold first)
+        reward = _referral_award(actor, member, referrer_id, bill_id, on, config, reward)
     _referral_coupon(actor, member, referrer_id, reward, on, config)
 
 
 def _referral_award(
-    actor: Actor, member: Member, referrer_id: int, bill_id: int, on: date, config: RulesConfig
+    actor: Actor,
+    member: Member,
+    referrer_id: int,
+    bill_id: int,
+    on: date,
+    config: RulesConfig,
+    reward: ReferralReward | None,
 ) -> ReferralReward:
     referrer = Member.objects.get(pk=referrer_id)
     journals: dict[str, int | None] = {}
@@ -564,15 +574,11 @@ def _referral_award(
             else None
         )
         journals[role] = lot.journal_id if lot is not None else None
-    reward = ReferralReward.objects.create(
-        organisation_id=member.organisation_id,
-        referee=member,
-        referrer=referrer,
-        bill_id=bill_id,
-        completed_on=on,
-        referrer_journal_id=journals["referrer"],
-        referee_journal_id=journals["referee"],
-    )
+    if reward is None:
+        reward = ReferralReward(organisation_id=member.organisation_id, referee=member, referrer=referrer)
+    reward.bill_id, reward.completed_on = bill_id, on
+    reward.referrer_journal_id, reward.referee_journal_id = journals["referrer"], journals["referee"]
+    reward.save()
     audit_record(
         actor=actor,
         action="loyalty.referral_reward",
@@ -626,8 +632,12 @@ def rewards_reverse_for_bill(
     *, actor: Actor, member: Member, bill_id: int, completed_on: date, on: date, is_full: bool
 ) -> None:
     """Inside a refund: a full refund within the window (7 days) takes both referral rewards back (S-10).
-    The reward stays used: a later bill does not earn it again."""
-    if member.referrer_id is None or not is_full:
+    The reward stays used: a later bill does not earn it again. Keyed on the reward row, not on the member's
+    current referrer (which may have been cleared since)."""
+    if not is_full:
+        return
+    reward_exists = ReferralReward.objects.filter(referee_id=member.pk, bill_id=bill_id, reversed_on__isnull=True)
+    if not reward_exists.exists():
         return
     config = rules_config(member.organisation_id)
     if (on - completed_on).days > config.referral_refund_window_days:

@@ -828,7 +828,7 @@ def _apply_offers(
                 category_id=line.item.category_id,
                 kind=line.kind,
                 quantity=line.quantity,
-                base_unit_fen=line.list_price_fen,
+                base_unit_fen=member_unit if manual else line.list_price_fen,
                 member_unit_fen=member_unit,
                 manual=manual,
             )
@@ -857,17 +857,17 @@ def _apply_offers(
 
 
 def _member_unit_price(line: BillLine) -> tuple[int, bool]:
-    """From a line's price steps: the unit price before any manual adjustment (the member price, after the
-    tier discount), and whether the cashier set the price by hand (then no offer applies to the line)."""
-    price = line.list_price_fen
+    """From a line's price steps (offers left out): the unit price the per-line pipeline reached — the member
+    price after the tier discount, or the cashier's manual price — and whether it is manual (S-20: a manual
+    price is final, no offer applies to the line and nothing may replace it)."""
+    price, manual = line.list_price_fen, False
     for step in line.price_steps:
-        if step.get("step") == "manual_adjustment":
-            return price, True
         if step.get("step") in ("promotion", "coupon", "offer_choice"):
             continue
         if "unit_price_fen" in step:
             price = step["unit_price_fen"]
-    return price, False
+        manual = manual or step.get("step") == "manual_adjustment"
+    return price, manual
 
 
 def _reverse_rewards(context: RefundContext) -> None:

@@ -56,3 +56,31 @@ def test_the_file_lock_is_released_by_commit_and_by_rollback():
     with pytest.raises(RuntimeError), transaction.atomic():
         raise RuntimeError("rolled back")
     assert not connection._writer_locked  # type: ignore[attr-defined]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_that_never_lets_go_is_reported_after_the_timeout(settings):
+    # given: another process-like holder of the file lock (an fd of its own) and a 0.3 s timeout
+    import fcntl
+    import os
+
+    from django.db import OperationalError
+
+    path = f"{connection.settings_dict['NAME']}.writer-lock"
+    holder = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    before = options.get("timeout")
+    options["timeout"] = 0.3
+    try:
+        # when / then: the write transaction gives up like SQLite's busy timeout would
+        with pytest.raises(OperationalError, match="database is locked"), transaction.atomic():
+            pass
+        assert not connection._writer_locked  # type: ignore[attr-defined]
+    finally:
+        options["timeout"] = before
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    # and once the holder is gone, writing works again
+    with transaction.atomic():
+        IdempotencyRecord.objects.create(organisation_id=0, key="after", scope="t", request_hash="0" * 64, response={})

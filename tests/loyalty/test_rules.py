@@ -300,6 +300,27 @@ def test_S10_first_paid_service_rewards_both_once_and_spend_gives_the_voucher(
     assert points_balance(a) == 200 and Coupon.objects.filter(member=a).count() == 1
 
 
+def test_S10_the_points_still_come_when_spend_reached_the_voucher_before_any_service(
+    cashier, items, rules, make_member, store1
+):
+    # given: B spends 250.00 twice on retail (500.00: A's voucher) before her first service
+    a = make_member(store1, name="A")
+    b = make_member(store1, name="B", referrer_id=a.pk)
+    _pay(cashier, b, items["serum"], date(2026, 11, 18), "b-retail-1")
+    _pay(cashier, b, items["serum"], date(2026, 11, 19), "b-retail-2")
+    assert Coupon.objects.filter(member=a).count() == 1 and points_balance(a) == 0
+
+    # when: her first paid service
+    service = _pay(cashier, b, items["care"], date(2026, 11, 20), "b-service")
+
+    # then: A 200 and B 100 points, once, recorded on the same reward row; no second voucher
+    assert points_balance(a) == 200
+    assert ("rule:referral", 100) in _sources(b)
+    reward = ReferralReward.objects.get(referee=b)
+    assert (reward.bill_id, reward.coupon is not None) == (service.pk, True)
+    assert Coupon.objects.filter(member=a).count() == 1
+
+
 def test_S10_full_refund_within_7_days_takes_both_rewards_back(
     cashier, store_manager, items, rules, make_member, store1
 ):

@@ -322,3 +322,29 @@ def test_promotion_counts_out_of_range_are_refused_naming_the_field(hq, field):
     with pytest.raises(ApplicationError) as caught:
         promotion_save(actor=hq, data=PromotionInput(name="买一送一", kind=PromotionKind.BUY_X_GET_Y, **values))
     assert (caught.value.code, caught.value.field) == (f"promotions.invalid_{field}", field)
+
+
+def test_a_manual_price_survives_a_live_promotion_and_a_coupon(
+    hq, cashier, manager, manager_pin, care, serum, s05_member, s05_coupon
+):
+    # given: a live promotion on retail only, and a care line priced by hand at 570.00 (95%: no approval needed)
+    promotion_save(
+        actor=hq,
+        data=PromotionInput(name="零售88折", kind=PromotionKind.PERCENT_OFF, pay_bp=8_800, item_kind="product"),
+    )
+
+    # when: care at 570.00 by hand + serum 250.00 (88% = 220.00), the 50.00 coupon on what is left
+    bill = bill_checkout(
+        actor=cashier,
+        member=s05_member,
+        lines=[LineInput(item_id=care.pk, unit_price=Money.parse("570.00")), LineInput(item_id=serum.pk)],
+        tenders=[TenderInput(kind="cash", amount=Money.parse("740.00"))],
+        coupon_ids=[s05_coupon.pk],
+        idempotency_key="manual-kept",
+    )
+
+    # then: the manual price stands and takes no offer; the promotion and the coupon land on the serum
+    care_line, serum_line = bill.lines.order_by("pk")
+    assert (care_line.unit_price_fen, care_line.discount_fen, care_line.line_total_fen) == (57_000, 0, 57_000)
+    assert (serum_line.unit_price_fen, serum_line.discount_fen, serum_line.line_total_fen) == (25_000, 8_000, 17_000)
+    assert bill.payable_total_fen == 74_000

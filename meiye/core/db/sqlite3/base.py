@@ -12,15 +12,25 @@ Reads outside a transaction and in-memory databases are untouched. See docs/adr/
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import threading
 from typing import Any
 
+from django.db import OperationalError
 from django.db.backends.sqlite3 import base
+
+
+def _flock_quietly(fd: int) -> None:
+    """Block until the exclusive lock is ours; an fd closed meanwhile (we gave up waiting) is not an error."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _writer_fd: int | None = None
+    _writer_pid: int | None = None  # the process that opened the fd: a forked child opens its own
     _writer_locked: bool = False
 
     def _lock_path(self) -> str | None:
@@ -30,15 +40,31 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return f"{name}.writer-lock"
 
     def _writer_acquire(self) -> None:
+        """Wait for the file lock: first in the kernel's queue, blocking (fair, no polling); a holder that
+        does not let go within the busy timeout is reported like SQLite would ("database is locked")."""
         if self._writer_locked:
             return
-        if self._writer_fd is None:
+        if self._writer_fd is None or self._writer_pid != os.getpid():
             path = self._lock_path()
             if path is None:
                 return
-            self._writer_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._writer_fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+            self._writer_fd, self._writer_pid = os.open(path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+        try:
+            fcntl.flock(self._writer_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._writer_wait(self._writer_fd)
         self._writer_locked = True
+
+    def _writer_wait(self, fd: int) -> None:
+        timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 20))
+        waiter = threading.Thread(target=_flock_quietly, args=(fd,), daemon=True)
+        waiter.start()  # a blocking flock releases the GIL; the thread lets us give up after the timeout
+        waiter.join(timeout)
+        if waiter.is_alive():
+            # The waiter still queues on this fd; dropping the fd abandons its place (and any lock it gets).
+            os.close(fd)
+            self._writer_fd = None
+            raise OperationalError(f"database is locked (no write lock within {timeout:g} s)")
 
     def _writer_release(self) -> None:
         if self._writer_locked and self._writer_fd is not None:
