@@ -29,9 +29,18 @@ def notify_providers_check(app_configs: Any = None, **kwargs: Any) -> list[check
         if name == "smtp" and channel != Channel.EMAIL:
             problems.append(checks.Error(f"The smtp provider cannot send {channel} messages.", id="notify.E002"))
         if name == "http":
-            if urlsplit(urls.get(channel, "")).scheme not in ("http", "https"):
+            url = urlsplit(urls.get(channel, ""))
+            if url.scheme not in ("http", "https"):
                 problems.append(
                     checks.Error(f"MEIYE_NOTIFY_{channel.upper()}_URL must be an http(s) URL.", id="notify.E003")
+                )
+            elif url.scheme == "http" and url.hostname not in ("localhost", "127.0.0.1", "::1"):
+                problems.append(
+                    checks.Error(
+                        f"MEIYE_NOTIFY_{channel.upper()}_URL must use https: messages carry phone numbers and "
+                        "text; plain http is allowed only to localhost.",
+                        id="notify.E005",
+                    )
                 )
             if not getattr(settings, "MEIYE_NOTIFY_HTTP_SECRET", ""):
                 problems.append(

@@ -155,10 +155,13 @@ class HttpGatewayProvider:
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     def send(self, message: Message) -> SendResult:
-        if urlsplit(self.url).scheme not in ("http", "https") or not self.secret:
+        url = urlsplit(self.url)
+        plain_remote = url.scheme == "http" and url.hostname not in ("localhost", "127.0.0.1", "::1")
+        if url.scheme not in ("http", "https") or plain_remote or not self.secret:
             return SendResult(
                 status="failed",
-                error=f"http gateway for {message.channel} is not configured (URL and MEIYE_NOTIFY_HTTP_SECRET)",
+                error=f"http gateway for {message.channel} is not configured (an https URL, or http to localhost, "
+                "and MEIYE_NOTIFY_HTTP_SECRET)",
             )
         body = self.payload(message)
         timestamp = str(int(time.time()))

@@ -155,7 +155,7 @@ def notify_event(
         for channel in chosen:
             existing = Message.objects.filter(organisation=organisation, idempotency_key=key, channel=channel).first()
             if existing is not None:
-                messages.append(_replayed(existing, event, key))
+                messages.append(_replayed(existing, event, key, member))
                 continue
             template = template_effective(organisation.pk, event=event, channel=channel, language=lang)
             subject = render(template.subject, values)
@@ -204,7 +204,7 @@ def notify_event(
                 ).first()
                 if existing is None:
                     raise
-                messages.append(_replayed(existing, event, key))
+                messages.append(_replayed(existing, event, key, member))
                 continue
             MessageLog.objects.create(message=message, at=moment, status=status, note=str(note)[:300])
             messages.append(message)
@@ -225,8 +225,9 @@ def _organisation(actor: Actor | None, organisation_id: int | None) -> Organisat
     return Organisation.objects.get(pk=organisation_id)
 
 
-def _replayed(existing: Message, event: str, key: str) -> Message:
-    if existing.event != event:
+def _replayed(existing: Message, event: str, key: str, member: Member | None) -> Message:
+    """The message first stored under ``key``; the same key for another event or member is a conflict."""
+    if existing.event != event or existing.member_id != (member.pk if member is not None else None):
         raise conflict_error(key)
     return existing
 

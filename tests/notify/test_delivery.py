@@ -320,3 +320,15 @@ def test_phone_numbers_never_reach_the_logs(
         text = record.getMessage() + json.dumps({k: str(v) for k, v in vars(record).items()})
         assert "13900000001" not in text
     assert "13900000001" not in MessageLog.objects.filter(message=message).values_list("note", flat=True)[0]
+
+
+def test_http_gateway_refuses_plain_http_to_another_host(actor_for, manager, store1, make_member, settings):
+    from meiye.notify.checks import notify_providers_check
+
+    settings.MEIYE_NOTIFY_PROVIDERS = {"sms": "http"}
+    settings.MEIYE_NOTIFY_HTTP_URLS = {"sms": "http://sms.example.com/send"}
+    settings.MEIYE_NOTIFY_HTTP_SECRET = "s3cret"
+    assert "notify.E005" in [problem.id for problem in notify_providers_check(None)]
+    [message] = _charge(actor_for(manager, store1), make_member(store1))
+    message = message_deliver(message_id=message.pk, now=T0)
+    assert "not configured" in message.last_error

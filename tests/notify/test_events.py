@@ -364,3 +364,14 @@ def test_merged_member_is_told_through_the_survivor(actor_for, hq_admin, store1,
     [message] = _charge(actor, merged)
     assert message.member == survivor
     assert message.recipient == "13900000001"
+
+
+def test_a_key_reused_for_another_member_is_a_conflict(actor_for, receptionist, store1, make_member):
+    from meiye.core.errors import ApplicationError
+
+    actor = actor_for(receptionist, store1)
+    _charge(actor, make_member(store1))
+    with pytest.raises(ApplicationError) as caught:
+        _charge(actor, make_member(store1))
+    assert caught.value.code == "idempotency.key_reused"
+    assert Message.objects.count() == 1
