@@ -136,7 +136,15 @@ def _apply(actor: Actor, member: Member, data: MemberInput, *, creating: bool) -
                 en="referrer: cannot be the member herself.",
                 field="referrer",
             )
-        member.referrer = member_get(actor, data.referrer_id)
+        referrer = member_get(actor, data.referrer_id)
+        if member.pk and _refers_back(referrer, member.pk):
+            raise ValidationFailed(
+                "member.referral_cycle",
+                zh=f"推荐人：{referrer} 是由本会员直接或间接推荐的，不能互相推荐。",
+                en=f"referrer: {referrer} was referred, directly or not, by this member; referrals cannot go round.",
+                field="referrer",
+            )
+        member.referrer = referrer
         changed.append("referrer")
     if data.home_store_id is not None or creating:
         store: Store | None = store_get(actor, data.home_store_id) if data.home_store_id is not None else actor.store
@@ -199,6 +207,19 @@ def _set_tags(actor: Actor, member: Member, names: list[str]) -> None:
     clean = sorted({" ".join(n.split())[:30] for n in names if n and n.strip()})
     tags = [Tag.objects.get_or_create(organisation=actor.organisation, name=name)[0] for name in clean]
     member.tags.set(tags)
+
+
+def _refers_back(referrer: Member, member_id: int, *, depth: int = 20) -> bool:
+    """Whether ``member_id`` is up ``referrer``'s referral chain (a cycle would let two checkouts of the
+    referred members lock each other's points; loyalty rewards walk one level only)."""
+    current: int | None = referrer.referrer_id
+    for _ in range(depth):
+        if current is None:
+            return False
+        if current == member_id:
+            return True
+        current = Member.objects.filter(pk=current).values_list("referrer_id", flat=True).first()
+    return False
 
 
 def _duplicate_phone_error(actor: Actor, existing: Member | None) -> Conflict:

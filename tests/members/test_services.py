@@ -338,3 +338,19 @@ def test_merge_chain_follows_merges_to_the_live_member(make_member, manager, act
     assert [m.pk for m in merge_chain(first)] == [first.pk, second.pk, third.pk]
     assert member_survivor(first) == third
     assert member_survivor(third) == third
+
+
+def test_referrals_cannot_go_round(actor_for, receptionist, store1, make_member):
+    # given: A referred B, B referred C
+    actor = actor_for(receptionist, store1)
+    a = make_member(store1, name="A")
+    b = make_member(store1, name="B", referrer_id=a.pk)
+    c = make_member(store1, name="C", referrer_id=b.pk)
+
+    # when / then: A cannot be said to be referred by C (nor by B)
+    for referrer in (c, b):
+        with pytest.raises(ValidationFailed) as caught:
+            member_update(actor=actor, member=a, data=MemberInput(referrer_id=referrer.pk))
+        assert (caught.value.code, caught.value.field) == ("member.referral_cycle", "referrer")
+    a.refresh_from_db()
+    assert a.referrer_id is None
