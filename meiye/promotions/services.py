@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,10 +14,12 @@ from django.utils import timezone
 
 from meiye.audit.services import audit_record
 from meiye.catalog.models import Category, Item
-from meiye.core.errors import Conflict, ValidationFailed, not_found
+from meiye.core.errors import ApplicationError, Conflict, ValidationFailed, not_found
 from meiye.core.idempotency import conflict_error, validate_key
 from meiye.members.models import Member, MemberStatus
 from meiye.members.selectors import member_get
+from meiye.notify.events import COUPON_ISSUED
+from meiye.notify.services import notify_event
 from meiye.org.context import Actor
 from meiye.org.models import Store
 from meiye.org.roles import Perm
@@ -120,6 +123,8 @@ def coupon_template_save(
         "stackable": data.stackable,
         "is_active": data.is_active,
     }
+    if template is not None and template.pk is not None:
+        _refuse_changing_issued_terms(template, values)
     return _save_row(
         actor,
         CouponTemplate,
@@ -168,6 +173,13 @@ def coupon_issue(
     valid_until = template.valid_until or today + timedelta(days=(template.valid_days or DEFAULT_VALID_DAYS) - 1)
     if template.valid_days is not None:
         valid_from, valid_until = today, today + timedelta(days=template.valid_days - 1)
+    if valid_until < today:
+        raise Conflict(
+            "coupon.template_expired",
+            zh=f"优惠券 {template} 的有效期已于 {valid_until} 结束，不能再发放。",
+            en=f"Coupon {template} was valid until {valid_until}; it can no longer be issued.",
+            field="template",
+        )
     try:
         with transaction.atomic():
             Member.objects.select_for_update().filter(pk=member.pk).values_list(
@@ -199,6 +211,14 @@ def coupon_issue(
                 obj=coupon,
                 detail={"member": member.pk, "template": template.pk, "source": source},
             )
+            with contextlib.suppress(ApplicationError):  # a refused message never undoes the coupon
+                notify_event(
+                    actor=actor,
+                    member=member,
+                    event=COUPON_ISSUED,
+                    context={"coupon": template.name, "valid_until": coupon.valid_until},
+                    idempotency_key=f"{COUPON_ISSUED}:{coupon.pk}",
+                )
     except IntegrityError:
         first = _issue_replay(actor, key, member=member, template=template)
         if first is None:
@@ -429,6 +449,29 @@ def coupons_merge(actor: Actor, survivor: Member, merged: Member) -> dict[str, A
     """A merge moves the merged member's active coupons to the survivor."""
     moved = Coupon.objects.filter(member=merged, status=CouponStatus.ACTIVE).update(member=survivor)
     return {"coupons_moved": moved}
+
+
+# What a coupon means to the member who holds it: fixed once any coupon of the template is issued.
+ISSUED_TERMS = ("kind", "amount_off_fen", "pay_bp", "free_item", "min_spend_fen", "category_ids", "store_ids")
+
+
+def _refuse_changing_issued_terms(template: CouponTemplate, values: dict[str, Any]) -> None:
+    """Coupons read their terms from the template, so once one is issued the terms cannot change (name,
+    validity for new issues, limits and the active flag still can). Make a new template instead."""
+    current = CouponTemplate.objects.get(pk=template.pk)
+    changed = [
+        name
+        for name in ISSUED_TERMS
+        if (current.free_item_id if name == "free_item" else getattr(current, name))
+        != (values[name].pk if name == "free_item" and values[name] is not None else values[name])
+    ]
+    if changed and Coupon.objects.filter(template_id=template.pk).exists():
+        raise Conflict(
+            "coupon.template_in_use",
+            zh=f"{FIELD_LABELS.get(changed[0], changed[0])}：已有会员持有此券，不能修改优惠内容；请新建一个模板。",
+            en=f"{changed[0]}: coupons of this template were issued; its terms cannot change. Create a new template.",
+            field=changed[0],
+        )
 
 
 def _save_row(

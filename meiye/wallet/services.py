@@ -10,6 +10,7 @@ A recharge earns no points and no growth value: points and growth come when the 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from meiye.ledger.selectors import account_find
 from meiye.ledger.services import AccountKey, Leg, LockedAccounts, account_get_or_create, journal_post
 from meiye.members.models import Member
 from meiye.members.selectors import member_get, member_survivor
+from meiye.notify.events import WALLET_RECHARGE
+from meiye.notify.services import notify_event
 from meiye.org.context import Actor
 from meiye.org.models import Store
 from meiye.org.roles import Perm
@@ -387,7 +390,27 @@ def wallet_recharge(
                 "tender": tender,
             },
         )
+        _recharge_notify(actor, member, recharge)
     return recharge
+
+
+def _recharge_notify(actor: Actor, member: Member, recharge: Recharge) -> None:
+    """Tell the member (event ``wallet.recharge``), in the recharge's transaction: stored with it, sent
+    after it commits, nothing if it rolls back. Once per recharge (the key names it); a refused message
+    never undoes the recharge."""
+    balance = wallet_balance(member)
+    with contextlib.suppress(ApplicationError):
+        notify_event(
+            actor=actor,
+            member=member,
+            event=WALLET_RECHARGE,
+            context={
+                "amount_fen": recharge.amount_fen,
+                "balance_fen": balance.total.fen,
+                "bonus_fen": recharge.bonus_fen,
+            },
+            idempotency_key=f"{WALLET_RECHARGE}:{recharge.pk}",
+        )
 
 
 def _recharge_replay(actor: Actor, key: str, request: dict[str, Any]) -> Recharge | None:

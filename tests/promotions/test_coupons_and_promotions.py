@@ -348,3 +348,47 @@ def test_a_manual_price_survives_a_live_promotion_and_a_coupon(
     assert (care_line.unit_price_fen, care_line.discount_fen, care_line.line_total_fen) == (57_000, 0, 57_000)
     assert (serum_line.unit_price_fen, serum_line.discount_fen, serum_line.line_total_fen) == (25_000, 8_000, 17_000)
     assert bill.payable_total_fen == 74_000
+
+
+def test_the_terms_of_a_template_with_issued_coupons_cannot_change(hq, cashier, s05_member):
+    from meiye.core.errors import Conflict
+
+    template = _coupon_50_off(hq)
+    coupon_issue(actor=cashier, member=s05_member, template=template, source="manual", idempotency_key="t1")
+    with pytest.raises(Conflict) as caught:
+        coupon_template_save(
+            actor=hq,
+            template=template,
+            data=CouponTemplateInput(
+                name="50元代金券", kind=CouponKind.AMOUNT_OFF, amount_off_fen=8_000, valid_days=30
+            ),
+        )
+    assert (caught.value.code, caught.value.field) == ("coupon.template_in_use", "amount_off_fen")
+    # the name and the active flag may still change
+    coupon_template_save(
+        actor=hq,
+        template=template,
+        data=CouponTemplateInput(
+            name="五十元券", kind=CouponKind.AMOUNT_OFF, amount_off_fen=5_000, valid_days=30, is_active=False
+        ),
+    )
+    template.refresh_from_db()
+    assert (template.name, template.amount_off_fen, template.is_active) == ("五十元券", 5_000, False)
+
+
+def test_a_template_past_its_end_date_issues_nothing(hq, cashier, s05_member):
+    today = timezone.localdate()
+    template = coupon_template_save(
+        actor=hq,
+        data=CouponTemplateInput(
+            name="过期券",
+            kind=CouponKind.AMOUNT_OFF,
+            amount_off_fen=1_000,
+            valid_from=today - timedelta(days=10),
+            valid_until=today - timedelta(days=1),
+        ),
+    )
+    with pytest.raises(ApplicationError) as caught:
+        coupon_issue(actor=cashier, member=s05_member, template=template, source="manual", idempotency_key="x1")
+    assert caught.value.code == "coupon.template_expired"
+    assert Coupon.objects.count() == 0
