@@ -438,7 +438,11 @@ def dormant_due(*, actor: Actor, on: date) -> list[tuple[int, date]]:
     due = [(pk, last.astimezone(zone).date()) for pk, last in rows]
     if not due:
         return []
-    rewarded = set(DormantReward.objects.filter(member_id__in=[pk for pk, _ in due]).values_list("member_id", "since"))
+    # Every reward of the organisation's members in one pass (not an IN of every due member: SQLite refuses
+    # that many parameters, and the rewards are far fewer than the members).
+    rewarded = set(
+        DormantReward.objects.filter(organisation_id=actor.organisation.pk).values_list("member_id", "since")
+    )
     return [(pk, since) for pk, since in due if (pk, since) not in rewarded]
 
 

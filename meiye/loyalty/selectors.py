@@ -13,7 +13,19 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    DateField,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -128,6 +140,106 @@ def points_expiring(member: Member, *, until: date) -> list[tuple[date, int]]:
         .order_by("expires_on")
     )
     return [(row["expires_on"], int(row["points"])) for row in rows]
+
+
+# --- Expiry and its reminder (S-08): set-based selections for the daily jobs ----------------------------------
+
+
+@dataclass(frozen=True)
+class ExpirySettings:
+    """The organisation's expiry reminder lead (days; 0: no reminder) and yearly clearing date (or None)."""
+
+    reminder_days: int
+    clearing_month: int | None
+    clearing_day: int | None
+
+    @property
+    def clearing(self) -> bool:
+        return self.clearing_month is not None and self.clearing_day is not None
+
+
+def expiry_settings(organisation_id: int) -> ExpirySettings:
+    row = (
+        LoyaltySettings.objects.filter(organisation_id=organisation_id)
+        .values_list("expiry_reminder_days", "clearing_month", "clearing_day")
+        .first()
+    )
+    if row is None:
+        return ExpirySettings(reminder_days=31, clearing_month=None, clearing_day=None)
+    return ExpirySettings(reminder_days=row[0], clearing_month=row[1], clearing_day=row[2])
+
+
+def clearing_date_in(year: int, month: int, day: int) -> date:
+    """The clearing date of ``year``; 29 February is the 28th in other years (clamped to the month's end)."""
+    return date(year, month, min(day, calendar.monthrange(year, month)[1]))
+
+
+def clearing_date_before(conf: ExpirySettings, today: date) -> date | None:
+    """The last yearly clearing date strictly before ``today`` (None: no clearing). Every lot earned before it
+    expired on it, so the job of ``today`` expires the lots earned before it."""
+    if conf.clearing_month is None or conf.clearing_day is None:
+        return None
+    this_year = clearing_date_in(today.year, conf.clearing_month, conf.clearing_day)
+    return this_year if this_year < today else clearing_date_in(today.year - 1, conf.clearing_month, conf.clearing_day)
+
+
+def clearing_date_next(conf: ExpirySettings, today: date) -> date | None:
+    """The next yearly clearing date on or after ``today`` (None: no clearing)."""
+    if conf.clearing_month is None or conf.clearing_day is None:
+        return None
+    this_year = clearing_date_in(today.year, conf.clearing_month, conf.clearing_day)
+    return this_year if this_year >= today else clearing_date_in(today.year + 1, conf.clearing_month, conf.clearing_day)
+
+
+def points_lots_due_q(*, today: date, cleared_before: date | None) -> Q:
+    """The open lots the expiry job of ``today`` expires: past their own expiry (valid up to and including
+    ``expires_on``), or earned before the last clearing date."""
+    due = Q(expires_on__lt=today)
+    if cleared_before is not None:
+        due |= Q(earned_on__lt=cleared_before)
+    return Q(remaining__gt=0) & due
+
+
+def points_expiry_members(*, organisation_id: int, today: date) -> list[int]:
+    """Ids of the members with lots the expiry job of ``today`` expires, ascending: one query."""
+    cleared_before = clearing_date_before(expiry_settings(organisation_id), today)
+    return list(
+        PointsLot.objects.filter(
+            points_lots_due_q(today=today, cleared_before=cleared_before), organisation_id=organisation_id
+        )
+        .order_by("member_id")
+        .values_list("member_id", flat=True)
+        .distinct()
+    )
+
+
+def points_expiry_reminders_due(*, organisation_id: int, today: date) -> list[tuple[int, date, int]]:
+    """(member id, expiry date, points) for every member with open lots expiring from ``today`` up to
+    ``expiry_reminder_days`` later, by the lot's own expiry or by the next clearing date when that comes first
+    — one grouped query, by member and date. Empty when the reminder is off (0 days).
+
+    S-08: on 2026-08-01 (31 days) it gives the member's ``(2026-09-01, 300)``."""
+    conf = expiry_settings(organisation_id)
+    if conf.reminder_days <= 0:
+        return []
+    until = today + timedelta(days=conf.reminder_days)
+    lots = PointsLot.objects.filter(organisation_id=organisation_id, remaining__gt=0, expires_on__gte=today)
+    cleared_before = clearing_date_before(conf, today)
+    if cleared_before is not None:
+        lots = lots.exclude(earned_on__lt=cleared_before)  # already due: the job of today expires them
+    clearing = clearing_date_next(conf, today)
+    if clearing is None:
+        lots = lots.filter(expires_on__lte=until).annotate(on=F("expires_on"))
+    else:
+        lots = lots.annotate(
+            on=Case(
+                When(Q(earned_on__lt=clearing, expires_on__gt=clearing), then=Value(clearing)),
+                default=F("expires_on"),
+                output_field=DateField(),
+            )
+        ).filter(on__lte=until)
+    rows = lots.values("member_id", "on").annotate(points=Sum("remaining")).order_by("member_id", "on")
+    return [(row["member_id"], row["on"], int(row["points"])) for row in rows]
 
 
 def points_history(member: Member, *, limit: int | None = 50) -> list[HistoryLine]:

@@ -14,31 +14,37 @@ The lots invariant (see ``meiye.loyalty.models``): the ``remaining`` of a member
 balance when it is positive, to 0 when she owes points. ``_settle`` restores it after operations that
 can leave too much on the lots (a take-back of points already spent, a restore while in debt, a merge
 with a member in debt) by taking the excess from the lots expiring first, recorded as ``PointsLotUse``
-rows of that operation's journal. ``verify_points_lots()`` checks the invariant for a whole organisation.
+rows of that operation's journal. Each lot also keeps its own account: remaining = amount − uses
+(``PointsLotUse``: spends, take-backs, expiries, settlements, and the debt an earning repaid) + returns
+(``PointsLotReturn``: points of a spend given back, in full by ``points_restore`` or in part by
+``points_restore_part``). ``verify_points_lots()`` checks both for a whole organisation.
 
 Permissions: these services are building blocks of checkout, refunds and jobs. The member must belong to
 the actor's organisation; writing points needs the checkout or the refund permission (a system actor,
-i.e. a scheduled job, may always). Finding the member (``member_get``) is the caller's job.
+i.e. a scheduled job, may always). Finding the member (``member_get``) is the caller's job. The exception
+is ``points_adjust`` (points by hand): it needs ``money.adjust`` and a reason, finds the member itself and
+is audited.
 """
 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
-from django.db.models import Sum
+from django.db import connection, transaction
+from django.db.models import BigIntegerField, F, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from meiye.audit.services import audit_record
 from meiye.catalog.models import EarningCategory
-from meiye.core.errors import ApplicationError, ValidationFailed, forbidden, not_found
+from meiye.core.errors import ApplicationError, Conflict, ValidationFailed, forbidden, not_found
 from meiye.core.idempotency import validate_key
-from meiye.ledger.models import Account, Balance, Journal
+from meiye.ledger.models import Account, Balance, Entry, Journal
 from meiye.ledger.selectors import journal_by_idempotency_key
 from meiye.ledger.services import (
     AccountKey,
@@ -49,8 +55,9 @@ from meiye.ledger.services import (
     accounts_lock,
     journal_post,
     journal_reverse,
+    journals_post,
 )
-from meiye.loyalty.models import EarningRate, LoyaltySettings, PointsLot, PointsLotUse
+from meiye.loyalty.models import EarningRate, LoyaltySettings, PointsLot, PointsLotReturn, PointsLotUse
 from meiye.loyalty.selectors import (
     GROWTH_ASSET,
     GROWTH_SOURCE,
@@ -60,12 +67,19 @@ from meiye.loyalty.selectors import (
     POINTS_EXPIRED,
     POINTS_ISSUED,
     POINTS_REDEEMED,
+    clearing_date_before,
+    expiry_settings,
     growth_balance,
     points_balance,
+    points_expiry_members,
+    points_expiry_reminders_due,
     points_lifetime_months,
 )
 from meiye.members.models import Member, MemberStatus
-from meiye.members.selectors import member_survivor
+from meiye.members.selectors import member_get, member_survivor
+from meiye.notify.events import POINTS_EXPIRING
+from meiye.notify.models import Message
+from meiye.notify.services import notify_event
 from meiye.org.context import Actor
 from meiye.org.roles import Perm
 
@@ -79,14 +93,17 @@ __all__ = [
     "growth_balance",
     "loyalty_settings_set",
     "points_account_keys",
+    "points_adjust",
     "points_balance",
     "points_earn",
     "points_earn_prepare",
     "points_expire_due",
+    "points_expiry_remind",
     "points_export_section",
     "points_for_amount",
     "points_merge",
     "points_restore",
+    "points_restore_part",
     "points_spend",
     "points_spend_prepare",
     "points_take_back",
@@ -94,6 +111,7 @@ __all__ = [
 ]
 
 MAX_POINTS = 10**12
+_T = TypeVar("_T")
 MAX_LIFETIME_MONTHS = 120
 
 
@@ -253,15 +271,14 @@ def points_earn(
             return PointsLot.objects.get(journal=journal)
         earned_on = earned_on or _today(actor)
         debt = max(0, -balance.amount)
-        return PointsLot.objects.create(
-            organisation_id=member.organisation_id,
+        return _create_lot(
             member=member,
             journal=journal,
             source_code=source_code,
             earned_on=earned_on,
             expires_on=add_months(earned_on, lifetime_months or points_lifetime_months(member.organisation_id)),
-            amount=points,
-            remaining=points - min(points, debt),
+            points=points,
+            debt=debt,
         )
 
 
@@ -327,38 +344,42 @@ def points_spend(
 def points_restore(*, actor: Actor, spend_journal: Journal, idempotency_key: str) -> Journal:
     """Undo a spend exactly (a refunded bill returns its offset points; a rejected mall order its points).
 
-    Posts the reversal of ``spend_journal`` and puts each ``PointsLotUse`` amount back on its lot. A lot
-    that has expired in the meantime gets its points back too, and the next expiry job expires them again
-    (simple, and the member loses nothing she would not have lost without the spend). If the member
-    owes points at that moment, the restored points repay the debt first (``_settle``).
+    Posts the reversal of ``spend_journal`` and puts each ``PointsLotUse`` amount back on its lot (one
+    ``PointsLotReturn`` row each). A lot that has expired in the meantime gets its points back too, and the
+    next expiry job expires them again (simple, and the member loses nothing she would not have lost without
+    the spend). If the member owes points at that moment, the restored points repay the debt first
+    (``_settle``).
+
+    If part of the spend was already given back (``points_restore_part``), only what is left comes back,
+    as a ``points.restore`` journal (not a reversal) spread like a partial return; nothing left is
+    ``points.already_restored``.
     """
     _check_journal_org(actor, spend_journal)
     _require_points_permission(actor)
     key = validate_key(idempotency_key)
-    entries = list(spend_journal.entries.select_related("account"))
-    member_entries = [e for e in entries if _is_member_points(e.account)]
-    if (
-        spend_journal.reversal_of_id is not None
-        or len(entries) != 2
-        or len(member_entries) != 1
-        or member_entries[0].amount >= 0
-        or not any(e.account.owner_type == "organisation" and e.account.kind == POINTS_REDEEMED for e in entries)
-    ):
-        raise ValidationFailed(
-            "points.not_a_spend",
-            zh=f"凭证 #{spend_journal.pk} 不是积分使用记录，不能退回积分。",
-            en=f"Journal #{spend_journal.pk} is not a spending of points; nothing to restore.",
-        )
-    original_account = member_entries[0].account
+    entries, member_entry = _spend_entries(spend_journal)
+    original_account = member_entry.account
     holder = member_survivor(Member.objects.get(pk=original_account.owner_id))
     with transaction.atomic():
         account = _member_points_account(holder)
         _lock_balances([*(e.account for e in entries), account])
         first = journal_by_idempotency_key(organisation_id=spend_journal.organisation_id, key=key)
+        if first is not None and first.reversal_of_id != spend_journal.pk:
+            returned_by_first = _returned(spend_journal, journal=first)
+            if returned_by_first:  # the replay of a "what is left" restore
+                return _post_restore(actor, spend_journal, entries, returned_by_first, key)
+        reversed_in_full = Journal.objects.filter(reversal_of=spend_journal).exists()
+        if first is None and not reversed_in_full and _returned(spend_journal):
+            left = -member_entry.amount - _returned(spend_journal)
+            if left <= 0:
+                raise _already_restored(spend_journal)
+            journal = _post_restore(actor, spend_journal, entries, left, key)
+            _return_to_lots(actor, spend_journal, journal, left, original_account, account, holder)
+            return journal
         reversal = journal_reverse(journal=spend_journal, staff_id=_staff_id(actor), idempotency_key=key)
         if first is not None:
             return reversal
-        _forward_to_survivor(actor, original_account, account, -member_entries[0].amount, reversal)
+        _forward_to_survivor(actor, original_account, account, -member_entry.amount, reversal)
         uses = list(PointsLotUse.objects.filter(journal=spend_journal).order_by("pk"))
         lots = {
             lot.pk: lot
@@ -370,8 +391,149 @@ def points_restore(*, actor: Actor, spend_journal: Journal, idempotency_key: str
             lots[use.lot_id].remaining += use.amount
         for lot in lots.values():
             lot.save(update_fields=["remaining"])
+        PointsLotReturn.objects.bulk_create(
+            [
+                PointsLotReturn(lot_id=use.lot_id, journal=reversal, spend_journal=spend_journal, amount=use.amount)
+                for use in uses
+            ]
+        )
         _settle(member_id=holder.pk, account=account, journal=reversal)
         return reversal
+
+
+def points_restore_part(*, actor: Actor, spend_journal: Journal, points: int, idempotency_key: str) -> Journal:
+    """Give back part of a spend (a partial refund of a bill paid partly with points) to the lots it came from.
+
+    At most what was spent less what was already given back (``points.restore_too_much``); a spend given
+    back in full is ``points.already_restored``. Posts ``points.restore`` (points_redeemed −p, member +p)
+    with the spend's reference, then spreads p over the spend's ``PointsLotUse`` rows less earlier returns,
+    the lot expiring LAST first (the member gets her longest-lived points back first), each lot keeping its
+    own expiry; one ``PointsLotReturn`` row per lot. A member in debt repays it first (``_settle``); a
+    member merged since the spend gets the points on her survivor's account. A replay (same key) returns
+    the first journal; the same key for another amount or spend is ``ledger.idempotency_conflict``.
+    """
+    _check_journal_org(actor, spend_journal)
+    _require_points_permission(actor)
+    _check_int("points", points)
+    if points <= 0:
+        raise ValidationFailed(
+            "points.invalid_amount", zh="积分数量：必须大于 0。", en="points: must be more than 0.", field="points"
+        )
+    _check_points(points)
+    key = validate_key(idempotency_key)
+    entries, member_entry = _spend_entries(spend_journal)
+    original_account = member_entry.account
+    original = Member.objects.get(pk=original_account.owner_id)
+    holder = member_survivor(original)
+    redeemed = next(e.account for e in entries if e.account.pk != original_account.pk)
+    with transaction.atomic():
+        locked = accounts_lock(
+            organisation_id=spend_journal.organisation_id,
+            keys=[
+                _points_key(original),
+                _points_key(holder),
+                _org_key(spend_journal.organisation_id, redeemed.kind, redeemed.asset),
+            ],
+        )
+        account = locked.get(_points_key(holder))
+        first = journal_by_idempotency_key(organisation_id=spend_journal.organisation_id, key=key)
+        if first is None:
+            spent = -member_entry.amount
+            returned = _returned(spend_journal)
+            if returned >= spent or Journal.objects.filter(reversal_of=spend_journal).exists():
+                raise _already_restored(spend_journal)
+            if points > spent - returned:
+                raise ValidationFailed(
+                    "points.restore_too_much",
+                    zh=f"积分数量：最多可退回 {spent - returned} 积分（已用 {spent}，已退回 {returned}）。",
+                    en=f"points: at most {spent - returned} can be given back "
+                    f"({spent} were spent, {returned} already given back).",
+                    field="points",
+                    extra={"spent": spent, "returned": returned, "points": points},
+                )
+        journal = _post_restore(actor, spend_journal, entries, points, key)
+        if first is None:
+            _return_to_lots(actor, spend_journal, journal, points, original_account, account, holder)
+        return journal
+
+
+def points_adjust(*, actor: Actor, member: Member, points: int, reason: str, idempotency_key: str) -> Journal:
+    """Adjust a member's points by hand (a correction, a goodwill gesture): needs ``money.adjust`` and a reason;
+    audited (``loyalty.points_adjust`` with the reason). One ``points.adjust`` journal against points_issued:
+    p > 0 credits a lot through the normal earning path (source ``adjust``, the organisation's lifetime; a
+    debt is repaid first); p < 0 takes the points from the lots expiring first, like a spend, and is refused
+    with ``points.insufficient`` below zero. A replay (same key) returns the first journal and audits nothing.
+    """
+    actor.require(Perm.MONEY_ADJUST)
+    member = member_get(actor, member.pk)  # her organisation and a store the actor may see, else 404
+    _check_int("points", points)
+    if points == 0:
+        raise ValidationFailed(
+            "points.invalid_amount",
+            zh="积分数量：不能为 0（正数增加，负数扣减）。",
+            en="points: must not be 0 (positive adds, negative deducts).",
+            field="points",
+        )
+    _check_points(abs(points))
+    reason = (reason or "").strip()
+    if not reason or len(reason) > 200:
+        raise ValidationFailed(
+            "points.reason_required",
+            zh="调整原因：必须填写（1 到 200 个字符）。",
+            en="reason: a reason is required (1 to 200 characters).",
+            field="reason",
+        )
+    key = validate_key(idempotency_key)
+    member = member_survivor(member)
+    with transaction.atomic():
+        locked = accounts_lock(
+            organisation_id=member.organisation_id, keys=points_account_keys(member=member, earn=True)
+        )
+        account = locked.get(_points_key(member))
+        issued = locked.get(_org_key(member.organisation_id, POINTS_ISSUED, POINTS_ASSET))
+        balance = locked.balance(account)
+        first = journal_by_idempotency_key(organisation_id=member.organisation_id, key=key)
+        if first is None and points < 0 and balance < -points:
+            raise ApplicationError(
+                "points.insufficient",
+                zh=f"积分不足：现有 {max(balance, 0)} 积分，不能扣减 {-points} 积分。",
+                en=f"Not enough points: the member has {max(balance, 0)}; {-points} cannot be deducted.",
+                field="points",
+                extra={"balance": balance, "points": points},
+            )
+        journal = journal_post(
+            organisation_id=member.organisation_id,
+            code="points.adjust",
+            entries=[Leg(issued, -points), Leg(account, points)],
+            reference_type="members.Member",
+            reference_id=str(member.pk),
+            staff_id=_staff_id(actor),
+            store_id=_store_id(actor),
+            idempotency_key=key,
+            memo=reason[:255],
+        )
+        if first is not None:
+            return journal
+        if points > 0:
+            earned_on = _today(actor)
+            _create_lot(
+                member=member,
+                journal=journal,
+                source_code="adjust",
+                earned_on=earned_on,
+                expires_on=add_months(earned_on, points_lifetime_months(member.organisation_id)),
+                points=points,
+                debt=max(0, -balance),
+            )
+        else:
+            _take_from_lots(member_id=member.pk, points=-points, journal=journal)
+        audit_record(
+            actor=actor,
+            action="loyalty.points_adjust",
+            obj=member,
+            detail={"points": points, "reason": reason, "journal": journal.pk, "balance_before": balance},
+        )
+        return journal
 
 
 def points_take_back(*, actor: Actor, earn_journal: Journal, idempotency_key: str) -> Journal:
@@ -413,56 +575,237 @@ def points_take_back(*, actor: Actor, earn_journal: Journal, idempotency_key: st
         return reversal
 
 
-def points_expire_due(*, actor: Actor, today: date) -> int:
-    """The nightly job: expire every lot of the organisation whose ``expires_on`` is before ``today``.
+EXPIRY_BATCH = 2_000
 
-    One ``points.expire`` journal per member (member −p, points_expired +p), each in its own transaction,
-    with the key ``points.expire:<member>:<today>``; running the job twice the same day expires nothing
-    more. Returns the number of points expired. S-08: the job of 2026-09-02 expires a lot that was
-    valid until 2026-09-01.
+
+def points_expire_due(
+    *,
+    actor: Actor,
+    today: date,
+    member_ids: Sequence[int] | None = None,
+    batch_size: int = EXPIRY_BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """The nightly job: expire every open lot of the organisation that is due on ``today`` — past its
+    ``expires_on`` (S-08: the job of 2026-09-02 expires a lot valid until 2026-09-01), or earned before the
+    last yearly clearing date when one is set. Returns the number of points expired.
+
+    Set-based, in batches of ``batch_size`` members, one transaction each: lock the members' points balance
+    rows (and the organisation's ``points_expired``) in primary-key order, sum their due lots in one query,
+    post one ``points.expire`` journal per member (member −p, points_expired +p: the breakage) in one
+    ``journals_post``, write the ``PointsLotUse`` rows with one INSERT … SELECT and zero the lots with one
+    UPDATE. A member's journal key is ``points.expire:<member>:<today>``: a member expired today is left out
+    of a second run the same day (so it expires nothing more), and a run that stopped half-way resumes with
+    the batches it had not committed. ``member_ids`` (from ``points_expiry_members``) only saves the command
+    its count; the lots are selected again under the locks. ``progress`` is told each batch's size.
+
+    Lots only ever hold points of a member whose balance is positive (see the lots invariant), so a member
+    in debt has nothing to expire; a merged member's lots moved to the survivor (``points_merge``), so they
+    expire on the survivor's account.
+    """
+    if not actor.is_system:
+        actor.require(Perm.MONEY_ADJUST)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    organisation_id = actor.organisation.pk
+    cleared_before = clearing_date_before(expiry_settings(organisation_id), today)
+    ids = points_expiry_members(organisation_id=organisation_id, today=today) if member_ids is None else member_ids
+    ids = sorted(set(ids))
+    expired = 0
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        expired += _expire_batch(actor, organisation_id, today, cleared_before, batch)
+        if progress is not None:
+            progress(len(batch))
+    return expired
+
+
+def _expire_batch(
+    actor: Actor, organisation_id: int, today: date, cleared_before: date | None, member_ids: list[int]
+) -> int:
+    """One batch of ``points_expire_due``, in one transaction."""
+    keys = {member_id: f"points.expire:{member_id}:{today.isoformat()}" for member_id in member_ids}
+    expired_key = _org_key(organisation_id, POINTS_EXPIRED, POINTS_ASSET)
+    with transaction.atomic():
+        locked = _lock_points_of(organisation_id, member_ids, extra=[expired_key])
+        done = set(
+            Journal.objects.filter(organisation_id=organisation_id, idempotency_key__in=keys.values()).values_list(
+                "idempotency_key", flat=True
+            )
+        )
+        todo = [member_id for member_id in member_ids if keys[member_id] not in done]
+        if not todo:
+            return 0
+        where, params = _due_lots_sql(organisation_id, todo, today, cleared_before)
+        lot_table = connection.ops.quote_name(PointsLot._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT member_id, SUM(remaining) FROM {lot_table} WHERE {where} GROUP BY member_id",  # noqa: S608
+                params,
+            )
+            due = {
+                member_id: int(points)
+                for member_id, points in cursor.fetchall()
+                if ("member", member_id, POINTS_ASSET, MEMBER_POINTS) in locked.accounts
+            }
+        if not due:
+            return 0
+        expired_account = locked.get(expired_key)
+        postings = []
+        for member_id in sorted(due):
+            account = locked.get(AccountKey("member", member_id, POINTS_ASSET, MEMBER_POINTS, may_go_negative=True))
+            if locked.balance(account) < due[member_id]:
+                raise ApplicationError(
+                    "points.lots_out_of_step",
+                    zh=f"会员 #{member_id} 的积分批次与余额不一致，请联系管理员核对。",
+                    en=f"Member #{member_id}'s points lots do not match her balance; please report it.",
+                    extra={"member_id": member_id, "due": due[member_id], "balance": locked.balance(account)},
+                )
+            postings.append(
+                Posting(
+                    code="points.expire",
+                    entries=[Leg(account, -due[member_id]), Leg(expired_account, due[member_id])],
+                    reference_type="members.Member",
+                    reference_id=str(member_id),
+                    staff_id=_staff_id(actor),
+                    idempotency_key=keys[member_id],
+                    memo=f"expired before {today.isoformat()}",
+                )
+            )
+        # The keys were looked up above under the members' locks (a concurrent run waits on them), so none
+        # of them can be in use; the unique index still refuses a duplicate.
+        journals = journals_post(organisation_id=organisation_id, postings=postings, locked=locked, keys_claimed=True)
+        posted = sorted(due)
+        qn = connection.ops.quote_name
+        use_table = qn(PointsLotUse._meta.db_table)
+        where, params = _due_lots_sql(organisation_id, posted, today, cleared_before, alias="l")
+        pairs = ", ".join(["(%s, %s)"] * len(posted))
+        with connection.cursor() as cursor:
+            # Each lot's use names its member's journal of today: (member, journal) pairs joined to the lots.
+            cursor.execute(
+                f"WITH v (member_id, journal_id) AS (VALUES {pairs}) "  # noqa: S608
+                f"INSERT INTO {use_table} (lot_id, journal_id, amount, created_at) "
+                f"SELECT l.id, v.journal_id, l.remaining, %s FROM {lot_table} l JOIN v ON v.member_id = l.member_id "
+                f"WHERE {where}",
+                [
+                    *(
+                        value
+                        for member_id, journal in zip(posted, journals, strict=True)
+                        for value in (member_id, journal.pk)
+                    ),
+                    connection.ops.adapt_datetimefield_value(timezone.now()),
+                    *params,
+                ],
+            )
+            where, params = _due_lots_sql(organisation_id, posted, today, cleared_before)
+            cursor.execute(f"UPDATE {lot_table} SET remaining = 0 WHERE {where}", params)  # noqa: S608
+        return sum(due.values())
+
+
+def _due_lots_sql(
+    organisation_id: int, member_ids: Sequence[int], today: date, cleared_before: date | None, alias: str = ""
+) -> tuple[str, list[Any]]:
+    """The WHERE of the members' lots due on ``today`` (``selectors.points_lots_due_q`` in SQL)."""
+    col = f"{alias}." if alias else ""
+    ops = connection.ops
+    due = f"{col}expires_on < %s"
+    params: list[Any] = [organisation_id, *member_ids, ops.adapt_datefield_value(today)]
+    if cleared_before is not None:
+        due = f"({due} OR {col}earned_on < %s)"
+        params.append(ops.adapt_datefield_value(cleared_before))
+    marks = ", ".join(["%s"] * len(member_ids))
+    return (f"{col}organisation_id = %s AND {col}member_id IN ({marks}) AND {col}remaining > 0 AND {due}", params)
+
+
+def _lock_points_of(organisation_id: int, member_ids: Sequence[int], *, extra: Sequence[AccountKey]) -> LockedAccounts:
+    """Lock the members' points balance rows and the ``extra`` accounts' in primary-key order (the ledger's
+    order), with one ``SELECT … FOR UPDATE`` by account id, into a ``LockedAccounts`` for ``journals_post``.
+
+    By id rather than through ``accounts_lock``: its WHERE has one OR term per (owner, asset, kind), which
+    PostgreSQL plans slowly for thousands of accounts and SQLite refuses beyond ~900 (expression depth). The
+    members' accounts exist (a lot is created with its earning journal on her account); one that did not
+    would only be left out of the batch (``_expire_batch`` finds no account for her and skips her).
+    """
+    ids = [
+        account_get_or_create(
+            organisation_id=organisation_id,
+            owner_type=key.owner_type,
+            owner_id=key.owner_id,
+            asset=key.asset,
+            kind=key.kind,
+            may_go_negative=key.may_go_negative,
+        ).pk
+        for key in extra
+    ]
+    for chunk in _chunks(list(member_ids), 5_000):
+        ids += Account.objects.filter(
+            organisation_id=organisation_id,
+            owner_type="member",
+            owner_id__in=chunk,
+            asset=POINTS_ASSET,
+            kind=MEMBER_POINTS,
+        ).values_list("pk", flat=True)
+    locked = LockedAccounts(organisation_id=organisation_id)
+    for chunk in _chunks(sorted(set(ids)), 5_000):
+        for balance in (
+            Balance.objects.select_for_update(of=("self",))
+            .select_related("account")
+            .filter(account_id__in=chunk)
+            .order_by("account_id")
+        ):
+            account = balance.account
+            locked.accounts[(account.owner_type, account.owner_id, account.asset, account.kind)] = account
+            locked.balances[account.pk] = balance
+    return locked
+
+
+def _chunks(items: list[_T], size: int) -> Iterable[list[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def points_expiry_remind(
+    *,
+    actor: Actor,
+    today: date,
+    due: Sequence[tuple[int, date, int]] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """The daily reminder (S-08): tell every member with points expiring within the organisation's
+    ``expiry_reminder_days`` (default 31; 0: no reminder) how many expire on which day — by the lot's own
+    expiry or the next clearing date. One ``points.expiring`` message per member and expiry date (key
+    ``points.expiring:<member>:<date>``): a later run, the same day or the next, sends nothing more for
+    that date. The selection is one grouped query (``points_expiry_reminders_due``); members already told
+    are skipped with one look-up per batch. Returns the number of members told now.
     """
     if not actor.is_system:
         actor.require(Perm.MONEY_ADJUST)
     organisation_id = actor.organisation.pk
-    member_ids = list(
-        PointsLot.objects.filter(organisation_id=organisation_id, remaining__gt=0, expires_on__lt=today)
-        .values_list("member_id", flat=True)
-        .distinct()
-        .order_by("member_id")
-    )
-    expired_total = 0
-    expired_account = _org_account(organisation_id, POINTS_EXPIRED, POINTS_ASSET)
-    for member_id in member_ids:
-        member = Member.objects.get(pk=member_id)
-        with transaction.atomic():
-            account = _member_points_account(member)
-            _lock_balances([account, expired_account])
-            lots = list(
-                PointsLot.objects.select_for_update()
-                .filter(member_id=member_id, remaining__gt=0, expires_on__lt=today)
-                .order_by("expires_on", "pk")
+    rows = list(due) if due is not None else points_expiry_reminders_due(organisation_id=organisation_id, today=today)
+    told = 0
+    for chunk in _chunks(rows, 1_000):
+        keys = {(m, on): f"points.expiring:{m}:{on.isoformat()}" for m, on, _ in chunk}
+        sent = set(
+            Message.objects.filter(organisation_id=organisation_id, idempotency_key__in=keys.values()).values_list(
+                "idempotency_key", flat=True
             )
-            points = sum(lot.remaining for lot in lots)
-            if not points:
+        )
+        members = Member.objects.in_bulk([m for m, on, _ in chunk if keys[(m, on)] not in sent])
+        for member_id, on, points in chunk:
+            member = members.get(member_id)
+            if member is None or member.status == MemberStatus.MERGED:
                 continue
-            journal = journal_post(
-                organisation_id=organisation_id,
-                code="points.expire",
-                entries=[Leg(account, -points), Leg(expired_account, points)],
-                reference_type="members.Member",
-                reference_id=str(member_id),
-                staff_id=_staff_id(actor),
-                idempotency_key=f"points.expire:{member_id}:{today.isoformat()}",
-                memo=f"expired before {today.isoformat()}",
+            notify_event(
+                actor=actor,
+                member=member,
+                event=POINTS_EXPIRING,
+                context={"points": points, "date": on},
+                idempotency_key=keys[(member_id, on)],
             )
-            PointsLotUse.objects.bulk_create(
-                [PointsLotUse(lot=lot, journal=journal, amount=lot.remaining) for lot in lots]
-            )
-            for lot in lots:
-                lot.remaining = 0
-                lot.save(update_fields=["remaining"])
-            expired_total += points
-    return expired_total
+            told += 1
+        if progress is not None:
+            progress(len(chunk))
+    return told
 
 
 # --- Growth value ----------------------------------------------------------------------------------------------
@@ -551,15 +894,14 @@ class PreparedEarning:
 
     def create_lot(self, journal: Journal) -> PointsLot:
         """After the journal is written: the lot of these points, less the debt they repay (``points_earn``)."""
-        return PointsLot.objects.create(
-            organisation_id=self.member.organisation_id,
+        return _create_lot(
             member=self.member,
             journal=journal,
             source_code=self.source_code,
             earned_on=self.earned_on,
             expires_on=self.expires_on,
-            amount=self.points,
-            remaining=self.points - min(self.points, self.debt),
+            points=self.points,
+            debt=self.debt,
         )
 
 
@@ -755,7 +1097,8 @@ def points_export_section(member: Member) -> tuple[str, Any]:
 
 
 def verify_points_lots(*, organisation_id: int | None = None) -> list[str]:
-    """Members whose open lots do not add up to max(points balance, 0); an empty list means all agree."""
+    """Members whose open lots do not add up to max(points balance, 0), and lots whose remaining is not
+    amount − uses + returns; an empty list means all agree."""
     accounts = Account.objects.filter(owner_type="member", asset=POINTS_ASSET, kind=MEMBER_POINTS)
     lots = PointsLot.objects.all()
     if organisation_id is not None:
@@ -769,6 +1112,24 @@ def verify_points_lots(*, organisation_id: int | None = None) -> list[str]:
         actual = on_lots.get(member_id) or 0
         if actual != expected:
             problems.append(f"member {member_id}: lots hold {actual} points but the balance allows {expected}")
+
+    # Each lot: remaining = amount − uses + returns (a debt an earning repaid is a use of its own journal).
+    # Computed in the database; only the lots out of step come back.
+    def total_of(model: type[PointsLotUse] | type[PointsLotReturn]) -> Coalesce:
+        rows = model.objects.filter(lot_id=OuterRef("pk")).order_by().values("lot_id").annotate(total=Sum("amount"))
+        return Coalesce(Subquery(rows.values("total")[:1]), Value(0), output_field=BigIntegerField())
+
+    out_of_step = (
+        lots.annotate(used=total_of(PointsLotUse), given_back=total_of(PointsLotReturn))
+        .exclude(remaining=F("amount") - F("used") + F("given_back"))
+        .order_by("pk")
+        .values_list("pk", "amount", "remaining", "used", "given_back")
+    )
+    for lot_id, amount, remaining, used, given_back in out_of_step:
+        problems.append(
+            f"lot {lot_id}: remaining {remaining} but amount {amount} − uses {used} + returns {given_back}"
+            f" = {amount - used + given_back}"
+        )
     return problems
 
 
@@ -861,6 +1222,131 @@ def _take_from_lots(*, member_id: int, points: int, journal: Journal) -> None:
             extra={"member_id": member_id, "short": left},
         )
     PointsLotUse.objects.bulk_create(uses)
+
+
+def _create_lot(
+    *,
+    member: Member,
+    journal: Journal,
+    source_code: str,
+    earned_on: date,
+    expires_on: date,
+    points: int,
+    debt: int,
+) -> PointsLot:
+    """The lot of an earning. The part that repays a debt is a ``PointsLotUse`` of the earning journal itself,
+    so every lot keeps remaining = amount − uses + returns."""
+    repaid = min(points, debt)
+    lot = PointsLot.objects.create(
+        organisation_id=member.organisation_id,
+        member=member,
+        journal=journal,
+        source_code=source_code,
+        earned_on=earned_on,
+        expires_on=expires_on,
+        amount=points,
+        remaining=points - repaid,
+    )
+    if repaid:
+        PointsLotUse.objects.create(lot=lot, journal=journal, amount=repaid)
+    return lot
+
+
+def _spend_entries(spend_journal: Journal) -> tuple[list[Entry], Entry]:
+    """The entries of a points spend (member −p, points_redeemed +p) and its member entry; else refused."""
+    entries = list(spend_journal.entries.select_related("account").order_by("pk"))
+    member_entries = [e for e in entries if _is_member_points(e.account)]
+    if (
+        spend_journal.reversal_of_id is not None
+        or len(entries) != 2
+        or len(member_entries) != 1
+        or member_entries[0].amount >= 0
+        or not any(e.account.owner_type == "organisation" and e.account.kind == POINTS_REDEEMED for e in entries)
+    ):
+        raise ValidationFailed(
+            "points.not_a_spend",
+            zh=f"凭证 #{spend_journal.pk} 不是积分使用记录，不能退回积分。",
+            en=f"Journal #{spend_journal.pk} is not a spending of points; nothing to restore.",
+        )
+    return entries, member_entries[0]
+
+
+def _returned(spend_journal: Journal, *, journal: Journal | None = None) -> int:
+    """Points of ``spend_journal`` already given back to lots (by ``journal`` only, when given)."""
+    returns = PointsLotReturn.objects.filter(spend_journal=spend_journal)
+    if journal is not None:
+        returns = returns.filter(journal=journal)
+    return returns.aggregate(total=Sum("amount"))["total"] or 0
+
+
+def _already_restored(spend_journal: Journal) -> Conflict:
+    return Conflict(
+        "points.already_restored",
+        zh=f"凭证 #{spend_journal.pk} 使用的积分已全部退回。",
+        en=f"The points of journal #{spend_journal.pk} were already given back in full.",
+    )
+
+
+def _post_restore(actor: Actor, spend_journal: Journal, entries: list[Entry], points: int, key: str) -> Journal:
+    """The ``points.restore`` journal: the spend's own accounts, points_redeemed −p, member +p (a replay
+    returns the first journal; another amount under the same key is a conflict)."""
+    member_account = next(e.account for e in entries if _is_member_points(e.account))
+    redeemed = next(e.account for e in entries if e.account.pk != member_account.pk)
+    return journal_post(
+        organisation_id=spend_journal.organisation_id,
+        code="points.restore",
+        entries=[Leg(redeemed, -points), Leg(member_account, points)],
+        reference_type=spend_journal.reference_type,
+        reference_id=spend_journal.reference_id,
+        staff_id=_staff_id(actor),
+        store_id=_store_id(actor),
+        idempotency_key=key,
+        memo=f"part of journal #{spend_journal.pk}",
+    )
+
+
+def _return_to_lots(
+    actor: Actor,
+    spend_journal: Journal,
+    journal: Journal,
+    points: int,
+    original_account: Account,
+    account: Account,
+    holder: Member,
+) -> None:
+    """Spread ``points`` over what the spend took from each lot less earlier returns, the lot expiring last
+    first; forward to a merge survivor; settle a debt. Runs under the balance locks of the restore."""
+    _forward_to_survivor(actor, original_account, account, points, journal)
+    open_by_lot: dict[int, int] = {}
+    for lot_id, amount in PointsLotUse.objects.filter(journal=spend_journal).values_list("lot_id", "amount"):
+        open_by_lot[lot_id] = open_by_lot.get(lot_id, 0) + amount
+    for lot_id, amount in PointsLotReturn.objects.filter(spend_journal=spend_journal).values_list("lot_id", "amount"):
+        open_by_lot[lot_id] = open_by_lot.get(lot_id, 0) - amount
+    lots = list(
+        PointsLot.objects.select_for_update()
+        .filter(pk__in=[lot_id for lot_id, amount in open_by_lot.items() if amount > 0])
+        .order_by("expires_on", "pk")
+    )
+    left = points
+    returns: list[PointsLotReturn] = []
+    for lot in reversed(lots):  # the lot expiring last first
+        given = min(open_by_lot[lot.pk], left)
+        lot.remaining += given
+        lot.save(update_fields=["remaining"])
+        returns.append(PointsLotReturn(lot=lot, journal=journal, spend_journal=spend_journal, amount=given))
+        left -= given
+        if not left:
+            break
+    if left:
+        raise ApplicationError(
+            "points.lots_out_of_step",
+            zh=f"凭证 #{spend_journal.pk} 的积分批次记录与退回数量不一致（缺 {left} 积分），请联系管理员核对。",
+            en=f"The lot records of journal #{spend_journal.pk} do not cover the return ({left} points short); "
+            "please report it.",
+            extra={"journal_id": spend_journal.pk, "short": left},
+        )
+    PointsLotReturn.objects.bulk_create(returns)
+    _settle(member_id=holder.pk, account=account, journal=journal)
 
 
 def _settle(*, member_id: int, account: Account, journal: Journal) -> None:

@@ -9,6 +9,7 @@ from huey.contrib.djhuey import db_periodic_task
 
 from meiye.loyalty.rules import birthday_gifts_give, dormant_wake, earning_flags_raise
 from meiye.loyalty.selectors import local_today
+from meiye.loyalty.services import points_expire_due, points_expiry_remind
 from meiye.loyalty.tiers import tier_review_due
 from meiye.org.context import Actor
 from meiye.org.models import Organisation
@@ -44,3 +45,19 @@ def loyalty_earning_flags_task() -> None:
     yesterday = local_today(None) - timedelta(days=1)
     for organisation in Organisation.objects.order_by("pk"):
         earning_flags_raise(actor=Actor.system(organisation), on=yesterday)
+
+
+@db_periodic_task(crontab(hour="1", minute="30"))
+def points_expire_task() -> None:
+    """Nightly at 01:30: expire the points lots due today (``manage.py points_expire``)."""
+    today = local_today(None)
+    for organisation in Organisation.objects.order_by("pk"):
+        points_expire_due(actor=Actor.system(organisation), today=today)
+
+
+@db_periodic_task(crontab(hour="10", minute="0"))
+def points_expiry_remind_task() -> None:
+    """Daily at 10:00 (a waking hour): remind members of points expiring soon (``manage.py points_expiry_remind``)."""
+    today = local_today(None)
+    for organisation in Organisation.objects.order_by("pk"):
+        points_expiry_remind(actor=Actor.system(organisation), today=today)

@@ -70,6 +70,7 @@ from meiye.loyalty.services import (
     points_earn,
     points_earn_prepare,
     points_restore,
+    points_restore_part,
     points_spend_prepare,
     points_take_back,
 )
@@ -1267,7 +1268,8 @@ def _refund_points(
     negative, S-22). The loyalty services reverse whole journals only, so a partial refund
     (or a later one) does this instead:
 
-    - the offset share is credited back with ``points_earn`` (source ``sales.refund_offset``, a new lot);
+    - the offset share goes back to the lots it was spent from with ``points_restore_part`` (each lot keeps
+      its own expiry; the lot expiring last is refilled first);
     - the earned points are "reversed and rebooked": the bill's current earning is taken back whole and
       what still belongs to the unrefunded lines is earned again, on the original earning date (so it
       keeps its expiry). Net effect: exactly the refunded share leaves the balance, debt rules intact.
@@ -1281,16 +1283,12 @@ def _refund_points(
                 idempotency_key=_derived_key(key, "pts-restore"),
             )
         else:
-            lot = points_earn(
+            refund.points_restore_journal = points_restore_part(
                 actor=actor,
-                member=member,
+                spend_journal=bill.points_spend_journal,
                 points=points_back,
-                source_code="sales.refund_offset",
-                reference_type=BILL_REFERENCE,
-                reference_id=str(bill.pk),
                 idempotency_key=_derived_key(key, "pts-restore"),
             )
-            refund.points_restore_journal_id = lot.journal_id if lot is not None else None
     if taken <= 0:
         return
     current, still_earned = _current_earning(bill)
