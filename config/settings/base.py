@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "meiye.wallet",
     "meiye.sales",
     "meiye.mall",
+    "meiye.campaigns",
     "meiye.frontdesk",
     "meiye.api",
     "meiye.demo",

@@ -81,6 +81,24 @@ class PointsLotSerializer(serializers.Serializer):
     remaining = serializers.IntegerField(help_text="Points still spendable.")
 
 
+class PointsAdjustRequestSerializer(serializers.Serializer):
+    points = serializers.IntegerField(
+        min_value=-(10**12) + 1,
+        max_value=10**12 - 1,
+        help_text="Positive adds points (a new lot, source `adjust`); negative deducts them (lots expiring first).",
+    )
+    reason = serializers.CharField(max_length=200, help_text="Why (required, audited), e.g. 补录漏积分.")
+
+
+class PointsAdjustSerializer(serializers.Serializer):
+    """Shaped from ``{"journal": Journal, "points": {...PointsSerializer}}``."""
+
+    journal_id = serializers.IntegerField(source="journal.pk")
+    code = serializers.CharField(source="journal.code", help_text="points.adjust")
+    reason = serializers.CharField(source="journal.memo")
+    points = PointsSerializer(help_text="The member's points after the adjustment.")
+
+
 class PointsHistoryLineSerializer(serializers.Serializer):
     journal_id = serializers.IntegerField()
     code = serializers.CharField(help_text="Why: points.earn, sales.points_offset, points.expire, points.merge …")

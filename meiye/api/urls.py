@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from meiye.api.views.base import not_found
+from meiye.api.views.campaigns import CampaignViewSet, SegmentViewSet
 from meiye.api.views.catalog import CategoryViewSet, ItemViewSet, StorePriceView
 from meiye.api.views.loyalty import MemberTierGrantView, MemberTierHistoryView, MemberTierView, TierViewSet
 from meiye.api.views.mall import MallItemViewSet, MallRedemptionViewSet
@@ -17,8 +18,10 @@ from meiye.api.views.promotions import (
     PromotionViewSet,
     StackingView,
 )
+from meiye.api.views.rules import BillOffersView, EarningFlagsView, MemberCheckInView, RulesSettingsView
 from meiye.api.views.sales import BillViewSet, DailyCloseView
 from meiye.api.views.wallet import (
+    PointsAdjustView,
     PointsHistoryView,
     PointsLotsView,
     PointsView,
@@ -39,6 +42,8 @@ router.register("promotions", PromotionViewSet, basename="promotion")
 router.register("mall/items", MallItemViewSet, basename="mall-item")
 router.register("mall/redemptions", MallRedemptionViewSet, basename="mall-redemption")
 router.register("tiers", TierViewSet, basename="tier")
+router.register("segments", SegmentViewSet, basename="segment")
+router.register("campaigns", CampaignViewSet, basename="campaign")
 
 v1_patterns = [
     path("me/", MeView.as_view(), name="me"),
@@ -46,6 +51,7 @@ v1_patterns = [
     path("members/<int:pk>/wallet/history/", WalletHistoryView.as_view(), name="member-wallet-history"),
     path("members/<int:pk>/wallet/recharge/", RechargeView.as_view(), name="member-wallet-recharge"),
     path("members/<int:pk>/points/", PointsView.as_view(), name="member-points"),
+    path("members/<int:pk>/points/adjust/", PointsAdjustView.as_view(), name="member-points-adjust"),
     path("members/<int:pk>/points/lots/", PointsLotsView.as_view(), name="member-points-lots"),
     path("members/<int:pk>/points/history/", PointsHistoryView.as_view(), name="member-points-history"),
     path("members/<int:pk>/tier/", MemberTierView.as_view(), name="member-tier"),
@@ -56,6 +62,10 @@ v1_patterns = [
     path("members/<int:pk>/coupons/", MemberCouponsView.as_view(), name="member-coupons"),
     path("coupons/<int:pk>/void/", CouponVoidView.as_view(), name="coupon-void"),
     path("stores/<int:store_id>/prices/<int:item_id>/", StorePriceView.as_view(), name="store-price"),
+    path("rules/", RulesSettingsView.as_view(), name="rules"),
+    path("members/<int:pk>/checkin/", MemberCheckInView.as_view(), name="member-checkin"),
+    path("earning-flags/", EarningFlagsView.as_view(), name="earning-flags"),
+    path("bills/<int:pk>/offers/", BillOffersView.as_view(), name="bill-offers"),
     *router.urls,
 ]
 

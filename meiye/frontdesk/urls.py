@@ -4,12 +4,14 @@ from meiye.frontdesk.views import (
     audit,
     auth,
     bills,
+    campaign_pages,
     catalog_pages,
     checkout,
     mall_pages,
     members,
     notify_pages,
     promotions_pages,
+    rules_pages,
     settings_pages,
     tier_pages,
     wallet,
@@ -72,6 +74,7 @@ urlpatterns = [
     path("members/<int:pk>/wallet/", wallet.member_wallet, name="member_wallet"),
     path("members/<int:pk>/wallet/panel/", wallet.member_wallet_panel, name="member_wallet_panel"),
     path("members/<int:pk>/wallet/recharge/", wallet.member_recharge, name="member_recharge"),
+    path("members/<int:pk>/points/adjust/", wallet.member_points_adjust, name="member_points_adjust"),
     # Catalogue settings.
     path("catalog/", catalog_pages.catalog_index, name="catalog_index"),
     path("catalog/categories/", catalog_pages.catalog_categories, name="catalog_categories"),
@@ -88,6 +91,9 @@ urlpatterns = [
     *mall_pages.urlpatterns,
     # Coupons and promotions: settings (HQ) and a member's coupons.
     *promotions_pages.urlpatterns,
+    *campaign_pages.urlpatterns,
     # Member tiers: the ladder (HQ settings) and a member's tier, history and grants by hand.
     *tier_pages.urlpatterns,
+    # Earning rules (HQ settings), the daily-limit review flags and a member's check-in.
+    *rules_pages.urlpatterns,
 ]

@@ -41,6 +41,7 @@ class Perm:
     MONEY_ADJUST = "money.adjust"
     CATALOG_MANAGE = "catalog.manage"  # the brand's categories, services and products (HQ)
     PROMOTIONS_MANAGE = "promotions.manage"  # coupon templates, promotions and how offers stack (HQ)
+    CAMPAIGNS_MANAGE = "campaigns.manage"  # member segments and marketing campaigns, their reports (HQ)
     STORE_PRICE_SET = "catalog.store_price"  # a store's own prices
     CHECKOUT = "sales.checkout"  # open bills, take payment, recharge stored value
     REFUND = "sales.refund"  # refund a completed bill
@@ -112,6 +113,7 @@ POSITION_PERMS: dict[str, frozenset[str]] = {
             Perm.STORE_MANAGE,
             Perm.CATALOG_MANAGE,
             Perm.PROMOTIONS_MANAGE,
+            Perm.CAMPAIGNS_MANAGE,
             Perm.STORE_PRICE_SET,
             Perm.AUDIT_VIEW,
             Perm.MONEY_ADJUST,

@@ -188,10 +188,12 @@ def test_every_api_write_handler_declares_its_idempotency():
     ]
     # members: create, partial_update, reveal, erase, consents; catalogue: categories create/partial_update,
     # items create/partial_update, store price put/delete; bills: open, add line, change line, remove line,
-    # checkout, one-shot checkout, refund, void; wallet: recharge; points mall: redeem, approve, reject;
+    # checkout, one-shot checkout, refund, void; wallet: recharge; points: adjust; points mall: redeem, approve, reject;
     # promotions: coupon templates create/partial_update, promotions create/partial_update, stacking put, issue
-    # a coupon, void a coupon; tiers: create, partial_update, destroy, grant
-    assert len(writes) == 34
+    # a coupon, void a coupon; tiers: create, partial_update, destroy, grant; rules: put, member check-in
+    # segments: create, partial_update, destroy, count (exempt: a read); campaigns: create, partial_update,
+    # schedule, send
+    assert len(writes) == 37 + 8
     assert undeclared == []
 
 

@@ -62,6 +62,7 @@ def test_schema_generates_and_validates_without_warnings(tmp_path):
         "GET /api/v1/members/{id}/wallet/history/",
         "POST /api/v1/members/{id}/wallet/recharge/",
         "GET /api/v1/members/{id}/points/",
+        "POST /api/v1/members/{id}/points/adjust/",
         "GET /api/v1/members/{id}/points/lots/",
         "GET /api/v1/members/{id}/points/history/",
         # points mall
@@ -95,6 +96,27 @@ def test_schema_generates_and_validates_without_warnings(tmp_path):
         "GET /api/v1/members/{id}/tier/",
         "GET /api/v1/members/{id}/tier/history/",
         "POST /api/v1/members/{id}/tier/grant/",
+        # segments and campaigns
+        "GET /api/v1/segments/",
+        "POST /api/v1/segments/",
+        "POST /api/v1/segments/count/",
+        "GET /api/v1/segments/{id}/",
+        "PATCH /api/v1/segments/{id}/",
+        "DELETE /api/v1/segments/{id}/",
+        "GET /api/v1/segments/{id}/count/",
+        "GET /api/v1/campaigns/",
+        "POST /api/v1/campaigns/",
+        "GET /api/v1/campaigns/{id}/",
+        "PATCH /api/v1/campaigns/{id}/",
+        "POST /api/v1/campaigns/{id}/schedule/",
+        "POST /api/v1/campaigns/{id}/send/",
+        "GET /api/v1/campaigns/{id}/report/",
+        # earning rules, check-in, review flags, the offers preview of an open bill
+        "GET /api/v1/rules/",
+        "PUT /api/v1/rules/",
+        "POST /api/v1/members/{id}/checkin/",
+        "GET /api/v1/earning-flags/",
+        "GET /api/v1/bills/{id}/offers/",
     }
     create = schema["paths"]["/api/v1/members/"]["post"]
     headers = {p["name"] for p in create["parameters"] if p["in"] == "header"}

@@ -20,6 +20,7 @@ from meiye.api.schema import problems
 from meiye.api.views.base import ActorMixin
 from meiye.core.money import Money
 from meiye.loyalty.selectors import growth_balance, points_balance, points_history, points_lots
+from meiye.loyalty.services import points_adjust
 from meiye.members.models import Member
 from meiye.members.selectors import member_get
 from meiye.wallet.selectors import wallet_balance, wallet_history
@@ -100,10 +101,40 @@ class PointsView(_MemberScoped):
         responses={200: s.PointsSerializer, **problems(403, 404)},
     )
     def get(self, request: Request, pk: int) -> Response:
+        return Response(s.PointsSerializer(_points(self.member(pk))).data)
+
+
+def _points(member: Member) -> dict[str, Any]:
+    growth = growth_balance(member)
+    return {"member_id": member.pk, "points": points_balance(member), "growth": Money(growth), "growth_fen": growth}
+
+
+class PointsAdjustView(_MemberScoped):
+    @extend_schema(
+        tags=[POINTS],
+        summary="Adjust a member's points by hand",
+        description="One `points.adjust` journal: a positive number credits a new lot (source `adjust`, the "
+        "organisation's lifetime; a debt is repaid first), a negative one takes the points from the lots expiring "
+        "first and is refused below zero (`points.insufficient`). Needs `money.adjust` and a reason; audited. "
+        "Requires `Idempotency-Key` (the same key is the adjustment's own key).",
+        request=s.PointsAdjustRequestSerializer,
+        responses={201: s.PointsAdjustSerializer, **problems(400, 403, 404, 409)},
+    )
+    @idempotent(required=True)
+    def post(self, request: Request, pk: int) -> Response:
         member = self.member(pk)
-        growth = growth_balance(member)
-        data = {"member_id": member.pk, "points": points_balance(member), "growth": Money(growth), "growth_fen": growth}
-        return Response(s.PointsSerializer(data).data)
+        form = s.PointsAdjustRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        journal = points_adjust(
+            actor=self.actor,
+            member=member,
+            points=data["points"],
+            reason=data["reason"],
+            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, ""),
+        )
+        body = s.PointsAdjustSerializer({"journal": journal, "points": _points(member)}).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class PointsLotsView(_MemberScoped):

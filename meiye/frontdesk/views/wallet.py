@@ -18,9 +18,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from meiye.core.errors import ApplicationError
 from meiye.core.money import Money
+from meiye.frontdesk.forms_points import PointsAdjustForm
 from meiye.frontdesk.forms_sales import RechargeForm, add_sales_error, new_idempotency_key
 from meiye.frontdesk.views.common import get_actor, staff_view
 from meiye.loyalty.selectors import points_balance, points_lots
+from meiye.loyalty.services import points_adjust
 from meiye.members.models import Member, MemberStatus
 from meiye.members.selectors import member_get
 from meiye.org.roles import Perm
@@ -53,11 +55,21 @@ def member_wallet_panel(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-def _wallet_page(request: HttpRequest, member: Member, form: RechargeForm | None, *, status: int = 200) -> HttpResponse:
+def _wallet_page(
+    request: HttpRequest,
+    member: Member,
+    form: RechargeForm | None,
+    *,
+    status: int = 200,
+    adjust_form: PointsAdjustForm | None = None,
+) -> HttpResponse:
     actor = get_actor(request)
     can_recharge = actor.can(Perm.CHECKOUT) and member.status == MemberStatus.ACTIVE
     if form is None and can_recharge:
         form = RechargeForm(initial={"idempotency_key": new_idempotency_key(), "tender": RechargeTender.WECHAT})
+    can_adjust = actor.can(Perm.MONEY_ADJUST) and member.status == MemberStatus.ACTIVE
+    if adjust_form is None and can_adjust:
+        adjust_form = PointsAdjustForm(initial={"idempotency_key": new_idempotency_key()})
     context = {
         "member": member,
         **_balances(member),
@@ -66,6 +78,7 @@ def _wallet_page(request: HttpRequest, member: Member, form: RechargeForm | None
         "recharges": list(member_recharges(member)[:HISTORY_SHOWN]),
         "form": form,
         "can_recharge": can_recharge,
+        "adjust_form": adjust_form if can_adjust else None,
         "codes": {
             "wallet.recharge": _("充值"),
             "sales.bill": _("消费"),
@@ -114,3 +127,29 @@ def member_recharge(request: HttpRequest, pk: int) -> HttpResponse:
             )
             return redirect("frontdesk:member_wallet", pk=member.pk)
     return _wallet_page(request, member, form, status=400)
+
+
+@staff_view(Perm.MONEY_ADJUST)
+@require_http_methods(["POST"])
+def member_points_adjust(request: HttpRequest, pk: int) -> HttpResponse:
+    """Adjust the member's points by hand, with a reason (audited). The key is rendered into the form, so
+    the same form sent twice adjusts once."""
+    actor = get_actor(request)
+    member = member_get(actor, pk)
+    form = PointsAdjustForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            points_adjust(
+                actor=actor,
+                member=member,
+                points=d["points"],
+                reason=d["reason"],
+                idempotency_key=d["idempotency_key"],
+            )
+        except ApplicationError as exc:
+            add_sales_error(form, exc)
+        else:
+            messages.success(request, _("已调整积分 %(points)s。") % {"points": f"{d['points']:+d}"})
+            return redirect("frontdesk:member_wallet", pk=member.pk)
+    return _wallet_page(request, member, None, status=400, adjust_form=form)
