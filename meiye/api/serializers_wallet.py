@@ -72,6 +72,14 @@ class PointsSerializer(serializers.Serializer):
     growth_fen = serializers.IntegerField()
 
 
+class PointsOffsetQuoteSerializer(serializers.Serializer):
+    value = MoneyField(help_text="What the points may pay of the bill, in whole yuan (S-06).")
+    points = serializers.IntegerField(help_text="The points that takes: tender exactly these.")
+    points_balance = serializers.IntegerField()
+    points_per_yuan = serializers.IntegerField(help_text="The member's tier's rate, else the store's.")
+    cap = MoneyField(help_text="The store's cap on the payable (before rounding to whole yuan).")
+
+
 class PointsLotSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     source_code = serializers.CharField(help_text="Why they were earned, e.g. sales.bill.")

@@ -64,6 +64,7 @@ def test_schema_generates_and_validates_without_warnings(tmp_path):
         "GET /api/v1/members/{id}/points/",
         "POST /api/v1/members/{id}/points/adjust/",
         "GET /api/v1/members/{id}/points/lots/",
+        "GET /api/v1/members/{id}/points/offset-quote/",
         "GET /api/v1/members/{id}/points/history/",
         # points mall
         "GET /api/v1/mall/items/",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,11 +18,13 @@ from meiye.api.fields import parse_amount
 from meiye.api.idempotency import IDEMPOTENCY_HEADER, idempotent
 from meiye.api.schema import problems
 from meiye.api.views.base import ActorMixin
+from meiye.core.errors import ValidationFailed
 from meiye.core.money import Money
 from meiye.loyalty.selectors import growth_balance, points_balance, points_history, points_lots
 from meiye.loyalty.services import points_adjust
 from meiye.members.models import Member
 from meiye.members.selectors import member_get
+from meiye.sales.selectors import points_offset_quote_for
 from meiye.wallet.selectors import wallet_balance, wallet_history
 from meiye.wallet.services import wallet_recharge
 
@@ -102,6 +104,30 @@ class PointsView(_MemberScoped):
     )
     def get(self, request: Request, pk: int) -> Response:
         return Response(s.PointsSerializer(_points(self.member(pk))).data)
+
+
+class PointsOffsetQuoteView(_MemberScoped):
+    @extend_schema(
+        tags=[POINTS],
+        summary="How much the member's points may pay of a bill (S-06)",
+        description="The most her points may pay of a bill of `payable` in the acting store (`X-Store-Id`): the "
+        "smaller of the store's cap and what her balance buys at her tier's rate, in whole yuan. The checkout then "
+        "tenders exactly `points`. Needs `sales.checkout`.",
+        parameters=[OpenApiParameter("payable", str, required=True, description="The bill's payable, e.g. 500.00.")],
+        responses={200: s.PointsOffsetQuoteSerializer, **problems(400, 403, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        payable = parse_amount(request.query_params.get("payable"), field="payable")
+        store = self.actor.store
+        if store is None:
+            raise ValidationFailed(
+                "sales.store_required",
+                zh="请先选择当前门店（X-Store-Id）。",
+                en="Choose the current store first (X-Store-Id).",
+                field="store",
+            )
+        quote = points_offset_quote_for(self.actor, self.member(pk), store=store, payable=payable)
+        return Response(s.PointsOffsetQuoteSerializer(quote).data)
 
 
 def _points(member: Member) -> dict[str, Any]:
