@@ -157,17 +157,7 @@ def earning_rate_set(*, actor: Actor, earning_category: str, points_per_yuan: in
 def loyalty_settings_set(*, actor: Actor, points_lifetime_months: int) -> LoyaltySettings:
     """Set how many months earned points last (12 in the reference configuration)."""
     actor.require(Perm.CATALOG_MANAGE)
-    if (
-        isinstance(points_lifetime_months, bool)
-        or not isinstance(points_lifetime_months, int)
-        or not 1 <= points_lifetime_months <= MAX_LIFETIME_MONTHS
-    ):
-        raise ValidationFailed(
-            "loyalty.invalid_lifetime",
-            zh=f"积分有效期：需要 1 到 {MAX_LIFETIME_MONTHS} 个月。",
-            en=f"points_lifetime_months: must be 1 to {MAX_LIFETIME_MONTHS} months.",
-            field="points_lifetime_months",
-        )
+    _check_lifetime(points_lifetime_months)
     with transaction.atomic():
         settings, _ = LoyaltySettings.objects.select_for_update().get_or_create(organisation=actor.organisation)
         before = settings.points_lifetime_months
@@ -180,6 +170,77 @@ def loyalty_settings_set(*, actor: Actor, points_lifetime_months: int) -> Loyalt
             detail={"points_lifetime_months": [before, points_lifetime_months]},
         )
     return settings
+
+
+def loyalty_expiry_settings_set(
+    *,
+    actor: Actor,
+    points_lifetime_months: int,
+    expiry_reminder_days: int,
+    clearing_month: int | None,
+    clearing_day: int | None,
+) -> LoyaltySettings:
+    """How long points last, how many days before expiry members are told (0: never), and an optional yearly
+    clearing date (both None: none; 29 February clears on the 28th in other years). Audited."""
+    actor.require(Perm.CATALOG_MANAGE)
+    _check_lifetime(points_lifetime_months)
+    if (
+        isinstance(expiry_reminder_days, bool)
+        or not isinstance(expiry_reminder_days, int)
+        or not 0 <= expiry_reminder_days <= 365
+    ):
+        raise ValidationFailed(
+            "loyalty.invalid_reminder_days",
+            zh="到期提醒提前天数：需要 0 到 365（0 为不提醒）。",
+            en="expiry_reminder_days: 0 to 365 (0: no reminder).",
+            field="expiry_reminder_days",
+        )
+    if (clearing_month is None) != (clearing_day is None):
+        raise ValidationFailed(
+            "loyalty.invalid_clearing_date",
+            zh="年度清零日期：月和日需同时填写，或同时留空。",
+            en="clearing_day: give both the month and the day, or neither.",
+            field="clearing_day" if clearing_day is None else "clearing_month",
+        )
+    if clearing_month is not None and clearing_day is not None:
+        try:
+            date(2024, clearing_month, clearing_day)  # a leap year, so 29 February is allowed
+        except (TypeError, ValueError):
+            raise ValidationFailed(
+                "loyalty.invalid_clearing_date",
+                zh=f"年度清零日期：{clearing_month} 月 {clearing_day} 日不是有效日期。",
+                en=f"clearing_day: month {clearing_month}, day {clearing_day} is not a date.",
+                field="clearing_day",
+            ) from None
+    with transaction.atomic():
+        settings, _ = LoyaltySettings.objects.select_for_update().get_or_create(organisation=actor.organisation)
+        fields = ["points_lifetime_months", "expiry_reminder_days", "clearing_month", "clearing_day"]
+        before = {name: getattr(settings, name) for name in fields}
+        settings.points_lifetime_months = points_lifetime_months
+        settings.expiry_reminder_days = expiry_reminder_days
+        settings.clearing_month, settings.clearing_day = clearing_month, clearing_day
+        settings.save(update_fields=fields)
+        audit_record(
+            actor=actor,
+            action="loyalty.settings_set",
+            obj=settings,
+            detail={name: [before[name], getattr(settings, name)] for name in fields},
+        )
+    return settings
+
+
+def _check_lifetime(points_lifetime_months: int) -> None:
+    if (
+        isinstance(points_lifetime_months, bool)
+        or not isinstance(points_lifetime_months, int)
+        or not 1 <= points_lifetime_months <= MAX_LIFETIME_MONTHS
+    ):
+        raise ValidationFailed(
+            "loyalty.invalid_lifetime",
+            zh=f"积分有效期：需要 1 到 {MAX_LIFETIME_MONTHS} 个月。",
+            en=f"points_lifetime_months: must be 1 to {MAX_LIFETIME_MONTHS} months.",
+            field="points_lifetime_months",
+        )
 
 
 # --- Arithmetic -------------------------------------------------------------------------------------------------

@@ -181,6 +181,41 @@ def test_only_hq_may_open_the_rules(receptionist, manager, client_for):
     assert RulesSettings.objects.count() == 0
 
 
+def test_S08_hq_sets_the_expiry_reminder_and_a_yearly_clearing_date(hq_admin, client_for):
+    from meiye.loyalty.models import LoyaltySettings
+
+    client = client_for(hq_admin)
+    assert "积分有效期与到期" in client.get("/settings/rules/").content.decode()
+    answer = client.post(
+        "/settings/rules/expiry/",
+        {"points_lifetime_months": "12", "expiry_reminder_days": "31", "clearing_month": "12", "clearing_day": "31"},
+    )
+    assert answer.status_code == 302
+    row = LoyaltySettings.objects.get()
+    assert (row.points_lifetime_months, row.expiry_reminder_days, row.clearing_month, row.clearing_day) == (
+        12,
+        31,
+        12,
+        31,
+    )
+
+
+def test_a_clearing_date_that_is_not_a_date_is_refused_beside_the_day(hq_admin, client_for):
+    from meiye.loyalty.models import LoyaltySettings
+
+    typed = {"points_lifetime_months": "12", "expiry_reminder_days": "31", "clearing_month": "2", "clearing_day": "30"}
+    answer = client_for(hq_admin).post("/settings/rules/expiry/", typed)
+    assert answer.status_code == 400
+    assert field_errors(answer.content.decode(), "clearing_day") == ["年度清零日期：2 月 30 日不是有效日期。"]
+    assert not LoyaltySettings.objects.exists()
+    assert (
+        client_for(hq_admin)
+        .post("/settings/rules/expiry/", {**typed, "clearing_month": "", "clearing_day": ""})
+        .status_code
+        == 302
+    )
+
+
 # --- Check-in --------------------------------------------------------------------------------------------------------
 
 

@@ -28,7 +28,8 @@ from meiye.frontdesk.views.common import get_actor, staff_view
 from meiye.frontdesk.views.tier_pages import MultiplierField
 from meiye.loyalty.models import CheckIn, EarningFlag
 from meiye.loyalty.rules import BASIS_POINTS, RulesConfig, checkin_record, rules_config, rules_settings_save
-from meiye.loyalty.selectors import local_today
+from meiye.loyalty.selectors import ExpirySettings, expiry_settings, local_today, points_lifetime_months
+from meiye.loyalty.services import loyalty_expiry_settings_set
 from meiye.members.selectors import member_get, members_visible
 from meiye.org.context import Actor
 from meiye.org.roles import Perm
@@ -178,6 +179,27 @@ class RulesForm(forms.Form):
         }
 
 
+class ExpiryForm(forms.Form):
+    """How long points last, the reminder before they expire, and an optional yearly clearing date (S-08)."""
+
+    points_lifetime_months = _int(
+        gettext_lazy("积分有效期（月）"), help_text=gettext_lazy("会员等级另有规定时以等级为准")
+    )
+    expiry_reminder_days = _int(gettext_lazy("到期提醒提前天数"), help_text=gettext_lazy("0 为不提醒"))
+    clearing_month = _int(gettext_lazy("年度清零（月）"), required=False, help_text=gettext_lazy("留空为不清零"))
+    clearing_day = _int(gettext_lazy("年度清零（日）"), required=False)
+
+    @staticmethod
+    def initial_for(organisation_id: int) -> dict[str, Any]:
+        settings: ExpirySettings = expiry_settings(organisation_id)
+        return {
+            "points_lifetime_months": points_lifetime_months(organisation_id),
+            "expiry_reminder_days": settings.reminder_days,
+            "clearing_month": settings.clearing_month,
+            "clearing_day": settings.clearing_day,
+        }
+
+
 def _templates(actor: Actor) -> list[tuple[int, str]]:
     return [(t.pk, t.name) for t in coupon_templates(actor).order_by("name", "pk")]
 
@@ -199,8 +221,29 @@ def rules_settings(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("积分规则已保存。"))
             return redirect("frontdesk:rules_settings")
+    expiry = ExpiryForm(initial=ExpiryForm.initial_for(actor.organisation.pk))
     status = 400 if form.errors else 200
-    return render(request, "frontdesk/rules/settings.html", {"tab": "rules", "form": form}, status=status)
+    context = {"tab": "rules", "form": form, "expiry_form": expiry}
+    return render(request, "frontdesk/rules/settings.html", context, status=status)
+
+
+@staff_view(Perm.CATALOG_MANAGE)
+@require_POST
+def rules_expiry_settings(request: HttpRequest) -> HttpResponse:
+    """The expiry part of the rules page, a form of its own (``loyalty_expiry_settings_set``)."""
+    actor = get_actor(request)
+    expiry = ExpiryForm(request.POST)
+    if expiry.is_valid():
+        try:
+            loyalty_expiry_settings_set(actor=actor, **expiry.cleaned_data)
+        except ApplicationError as exc:
+            add_sales_error(expiry, exc)
+        else:
+            messages.success(request, _("积分有效期与到期提醒已保存。"))
+            return redirect("frontdesk:rules_settings")
+    form = RulesForm(initial=RulesForm.initial_for(rules_config(actor.organisation.pk)), templates=_templates(actor))
+    context = {"tab": "rules", "form": form, "expiry_form": expiry}
+    return render(request, "frontdesk/rules/settings.html", context, status=400)
 
 
 # --- A member's check-in ------------------------------------------------------------------------------------------
@@ -251,6 +294,7 @@ def earning_flags(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("settings/rules/", rules_settings, name="rules_settings"),
+    path("settings/rules/expiry/", rules_expiry_settings, name="rules_expiry_settings"),
     path("settings/rules/flags/", earning_flags, name="earning_flags"),
     path("members/<int:pk>/checkin/", member_checkin, name="member_checkin"),
 ]
