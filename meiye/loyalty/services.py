@@ -309,14 +309,8 @@ def points_earn(
         raise ValueError(f"lifetime_months must be 1 to {MAX_LIFETIME_MONTHS}, got {lifetime_months}")
     member = member_survivor(member)
     with transaction.atomic():
-        # Both balance rows in one statement, in primary-key order (the ledger's order).
-        locked = accounts_lock(
-            organisation_id=member.organisation_id, keys=points_account_keys(member=member, earn=True)
-        )
-        account = locked.get(_points_key(member))
-        issued = locked.get(_org_key(member.organisation_id, POINTS_ISSUED, POINTS_ASSET))
+        locked, account, issued, first = _lock_member_points(member, POINTS_ISSUED, key)
         balance = locked.balances[account.pk]
-        first = journal_by_idempotency_key(organisation_id=member.organisation_id, key=key)
         journal = journal_post(
             organisation_id=member.organisation_id,
             code="points.earn",
@@ -372,13 +366,8 @@ def points_spend(
     key = validate_key(idempotency_key)
     member = member_survivor(member)
     with transaction.atomic():
-        locked = accounts_lock(
-            organisation_id=member.organisation_id, keys=points_account_keys(member=member, spend=True)
-        )
-        account = locked.get(_points_key(member))
-        redeemed = locked.get(_org_key(member.organisation_id, POINTS_REDEEMED, POINTS_ASSET))
+        locked, account, redeemed, first = _lock_member_points(member, POINTS_REDEEMED, key)
         balance = locked.balances[account.pk]
-        first = journal_by_idempotency_key(organisation_id=member.organisation_id, key=key)
         if first is None and balance.amount < points:
             raise ApplicationError(
                 "points.insufficient",
@@ -547,13 +536,8 @@ def points_adjust(*, actor: Actor, member: Member, points: int, reason: str, ide
     key = validate_key(idempotency_key)
     member = member_survivor(member)
     with transaction.atomic():
-        locked = accounts_lock(
-            organisation_id=member.organisation_id, keys=points_account_keys(member=member, earn=True)
-        )
-        account = locked.get(_points_key(member))
-        issued = locked.get(_org_key(member.organisation_id, POINTS_ISSUED, POINTS_ASSET))
+        locked, account, issued, first = _lock_member_points(member, POINTS_ISSUED, key)
         balance = locked.balance(account)
-        first = journal_by_idempotency_key(organisation_id=member.organisation_id, key=key)
         if first is None and points < 0 and balance < -points:
             raise ApplicationError(
                 "points.insufficient",
@@ -1195,6 +1179,20 @@ def verify_points_lots(*, organisation_id: int | None = None) -> list[str]:
 
 
 # --- internals ---------------------------------------------------------------------------------------------
+
+
+def _lock_member_points(
+    member: Member, org_kind: str, key: str
+) -> tuple[LockedAccounts, Account, Account, Journal | None]:
+    """The opening of a points writer: lock the member's points balance and the organisation's ``org_kind``
+    account (``points_issued`` or ``points_redeemed``) in one statement, in primary-key order, then look up
+    the journal already posted under ``key`` (a replay). Runs inside the writer's transaction."""
+    keys = points_account_keys(member=member, earn=org_kind == POINTS_ISSUED, spend=org_kind == POINTS_REDEEMED)
+    locked = accounts_lock(organisation_id=member.organisation_id, keys=keys)
+    account = locked.get(_points_key(member))
+    org_account = locked.get(_org_key(member.organisation_id, org_kind, POINTS_ASSET))
+    first = journal_by_idempotency_key(organisation_id=member.organisation_id, key=key)
+    return locked, account, org_account, first
 
 
 def _member_points_account(member: Member) -> Account:
