@@ -25,6 +25,20 @@ def _lines(bill: Bill) -> list[tuple[int, str, int, int]]:
     )
 
 
+def _approved_line(cashier, member, care, manager, manager_pin):
+    """An open bill with one care line at 480.00, below the cashier's floor, approved by the manager (S-20)."""
+    bill = bill_open(actor=cashier, member=member)
+    line = bill_add_line(
+        actor=cashier,
+        bill=bill,
+        item=care,
+        unit_price=Money.parse("480.00"),
+        approver=manager,
+        approval_pin=manager_pin,
+    )
+    return bill, line
+
+
 def test_a_new_quantity_changes_the_line_in_place_and_keeps_its_place(cashier, member, care, serum, lifting):
     # given: 基础护理 600.00, 精华液 250.00, 抗衰紧致 1,000.00
     bill = bill_open(actor=cashier, member=member)
@@ -75,15 +89,7 @@ def test_S20_an_approved_price_stays_approved_when_only_the_quantity_changes(
     cashier, manager, manager_pin, member, care
 ):
     # given: 480.00 (80% of 600.00) approved by the manager with her PIN
-    bill = bill_open(actor=cashier, member=member)
-    line = bill_add_line(
-        actor=cashier,
-        bill=bill,
-        item=care,
-        unit_price=Money.parse("480.00"),
-        approver=manager,
-        approval_pin=manager_pin,
-    )
+    bill, line = _approved_line(cashier, member, care, manager, manager_pin)
 
     # when: two of them, no PIN this time
     changed = bill_line_update(actor=cashier, bill=bill, line=line, quantity=2)
@@ -106,15 +112,7 @@ def test_S20_an_approved_price_stays_approved_when_only_the_quantity_changes(
 def test_S20_the_approval_also_holds_when_the_form_resends_the_same_price_and_approver(
     cashier, manager, manager_pin, member, care, beautician
 ):
-    bill = bill_open(actor=cashier, member=member)
-    line = bill_add_line(
-        actor=cashier,
-        bill=bill,
-        item=care,
-        unit_price=Money.parse("480.00"),
-        approver=manager,
-        approval_pin=manager_pin,
-    )
+    bill, line = _approved_line(cashier, member, care, manager, manager_pin)
 
     changed = bill_line_update(
         actor=cashier,
@@ -135,15 +133,7 @@ def test_S20_the_approval_also_holds_when_the_form_resends_the_same_price_and_ap
 
 
 def test_S20_a_higher_price_still_below_the_floor_keeps_the_approval(cashier, manager, manager_pin, member, care):
-    bill = bill_open(actor=cashier, member=member)
-    line = bill_add_line(
-        actor=cashier,
-        bill=bill,
-        item=care,
-        unit_price=Money.parse("480.00"),
-        approver=manager,
-        approval_pin=manager_pin,
-    )
+    bill, line = _approved_line(cashier, member, care, manager, manager_pin)
 
     changed = bill_line_update(actor=cashier, bill=bill, line=line, unit_price=Money.parse("500.00"))
 
@@ -157,15 +147,7 @@ def test_S20_a_price_lower_than_the_approved_one_asks_again_and_writes_nothing(
     cashier, manager, manager_pin, member, care, pin
 ):
     # given
-    bill = bill_open(actor=cashier, member=member)
-    line = bill_add_line(
-        actor=cashier,
-        bill=bill,
-        item=care,
-        unit_price=Money.parse("480.00"),
-        approver=manager,
-        approval_pin=manager_pin,
-    )
+    bill, line = _approved_line(cashier, member, care, manager, manager_pin)
     state = sales_state()
 
     # when: 470.00 is lower than the 480.00 approved
@@ -188,15 +170,7 @@ def test_S20_a_price_lower_than_the_approved_one_asks_again_and_writes_nothing(
 
 
 def test_S20_a_lower_price_with_the_pin_is_approved_again(cashier, manager, manager_pin, member, care):
-    bill = bill_open(actor=cashier, member=member)
-    line = bill_add_line(
-        actor=cashier,
-        bill=bill,
-        item=care,
-        unit_price=Money.parse("480.00"),
-        approver=manager,
-        approval_pin=manager_pin,
-    )
+    bill, line = _approved_line(cashier, member, care, manager, manager_pin)
 
     changed = bill_line_update(
         actor=cashier,
@@ -226,15 +200,7 @@ def test_S20_an_unapproved_line_going_below_the_floor_needs_the_manager(cashier,
 def test_clearing_the_manual_price_goes_back_to_the_member_price_and_drops_the_approval(
     cashier, manager, manager_pin, member, care
 ):
-    bill = bill_open(actor=cashier, member=member)
-    line = bill_add_line(
-        actor=cashier,
-        bill=bill,
-        item=care,
-        unit_price=Money.parse("480.00"),
-        approver=manager,
-        approval_pin=manager_pin,
-    )
+    bill, line = _approved_line(cashier, member, care, manager, manager_pin)
 
     changed = bill_line_update(actor=cashier, bill=bill, line=line, unit_price=CLEAR)
 
@@ -244,15 +210,7 @@ def test_clearing_the_manual_price_goes_back_to_the_member_price_and_drops_the_a
 
 
 def test_a_price_back_above_the_floor_needs_no_approval_any_more(cashier, manager, manager_pin, member, care):
-    bill = bill_open(actor=cashier, member=member)
-    line = bill_add_line(
-        actor=cashier,
-        bill=bill,
-        item=care,
-        unit_price=Money.parse("480.00"),
-        approver=manager,
-        approval_pin=manager_pin,
-    )
+    bill, line = _approved_line(cashier, member, care, manager, manager_pin)
 
     changed = bill_line_update(actor=cashier, bill=bill, line=line, unit_price=Money.parse("580.00"))
 
