@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from meiye.api.views import card_products, cards, contracts, giftcards, packages
 from meiye.api.views.base import not_found
 from meiye.api.views.campaigns import CampaignViewSet, SegmentViewSet
 from meiye.api.views.catalog import CategoryViewSet, ItemViewSet, StorePriceView
@@ -68,6 +69,11 @@ v1_patterns = [
     path("members/<int:pk>/checkin/", MemberCheckInView.as_view(), name="member-checkin"),
     path("earning-flags/", EarningFlagsView.as_view(), name="earning-flags"),
     path("bills/<int:pk>/offers/", BillOffersView.as_view(), name="bill-offers"),
+    *card_products.urlpatterns,
+    *cards.urlpatterns,
+    *packages.urlpatterns,
+    *giftcards.urlpatterns,
+    *contracts.urlpatterns,
     *router.urls,
 ]
 

@@ -5,11 +5,16 @@ from meiye.frontdesk.views import (
     auth,
     bills,
     campaign_pages,
+    card_products_pages,
+    cards_pages,
     catalog_pages,
     checkout,
+    contracts_pages,
+    giftcards_pages,
     mall_pages,
     members,
     notify_pages,
+    packages_pages,
     promotions_pages,
     rules_pages,
     settings_pages,
@@ -96,4 +101,10 @@ urlpatterns = [
     *tier_pages.urlpatterns,
     # Earning rules (HQ settings), the daily-limit review flags and a member's check-in.
     *rules_pages.urlpatterns,
+    # Stored-value card products and recharge rules, member cards, packages, gift cards, contracts.
+    *card_products_pages.urlpatterns,
+    *cards_pages.urlpatterns,
+    *packages_pages.urlpatterns,
+    *giftcards_pages.urlpatterns,
+    *contracts_pages.urlpatterns,
 ]

@@ -42,6 +42,9 @@ MEMBER_BIRTHDAY = "member.birthday"
 COUPON_ISSUED = "coupon.issued"
 TIER_CHANGED = "tier.changed"
 CAMPAIGN = "campaign"
+WALLET_PAYMENT_CODE = "wallet.payment_code"
+WALLET_BONUS_RELEASED = "wallet.bonus_released"
+PACKAGE_EXPIRING = "package.expiring"
 
 EVENTS: dict[str, EventSpec] = {
     spec.key: spec
@@ -137,6 +140,55 @@ EVENTS: dict[str, EventSpec] = {
             defaults={
                 "zh-hans": ("会员等级变更", "{name}您好，您的会员等级已变更为{tier}。"),
                 "en": ("Your tier", "Dear {name}, your membership tier is now {tier}."),
+            },
+        ),
+        EventSpec(
+            key=WALLET_PAYMENT_CODE,
+            label="储值支付验证码 Stored-value payment code",
+            marketing=False,
+            required=("code", "minutes"),
+            optional=("amount",),
+            defaults={
+                "zh-hans": (
+                    "支付验证码",
+                    "{name}您好，您的储值支付验证码为 {code}，{minutes} 分钟内有效。请勿告诉他人，包括门店员工。",
+                ),
+                "en": (
+                    "Payment code",
+                    "Dear {name}, your stored-value payment code is {code}, valid for {minutes} minutes. "
+                    "Tell no one, not even the store's staff.",
+                ),
+            },
+        ),
+        EventSpec(
+            key=WALLET_BONUS_RELEASED,
+            label="赠送金到账 Bonus instalment released",
+            marketing=False,
+            required=("amount", "balance"),
+            optional=("remaining",),
+            defaults={
+                "zh-hans": ("赠送金到账", "{name}您好，您的充值赠送金 {amount} 已到账，当前储值余额 {balance}。"),
+                "en": (
+                    "Bonus released",
+                    "Dear {name}, a bonus instalment of {amount} was added to your stored value. Balance: {balance}.",
+                ),
+            },
+        ),
+        EventSpec(
+            key=PACKAGE_EXPIRING,
+            label="次卡即将到期 Package expiring",
+            marketing=False,
+            required=("package", "sessions", "date"),
+            optional=(),
+            defaults={
+                "zh-hans": (
+                    "次卡到期提醒",
+                    "{name}您好，您的{package}还剩 {sessions} 次，将于 {date} 到期，请及时预约。",
+                ),
+                "en": (
+                    "Package expiring",
+                    "Dear {name}, your {package} has {sessions} sessions left and expires on {date}. Book soon.",
+                ),
             },
         ),
         EventSpec(

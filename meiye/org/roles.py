@@ -50,11 +50,17 @@ class Perm:
     MALL_APPROVE = "mall.approve"  # approve or reject a points-mall redemption above the threshold
     NOTIFY_VIEW = "notify.view"  # the outbox of messages to members (store-scoped), retry a failed one
     NOTIFY_MANAGE = "notify.manage"  # message templates, quiet hours, which events are marketing
+    CARDS_MANAGE = "cards.manage"  # card products, recharge rules, package products, gift-card kinds (HQ)
+    CARD_SERVICE = "cards.service"  # issue, bind, freeze, report lost, replace cards; payment password at the desk
+    PREPAID_REFUND = "prepaid.refund"  # cooling-off refunds, closing a card with a refund, package refunds, transfers
+    PACKAGE_ADJUST = "packages.adjust"  # freeze or extend a package's validity, with a reason
+    PREPAID_REPORT = "prepaid.report"  # the prepaid liability report (regulator, escrow bank)
     ALL_STORES = "org.all_stores"
 
 
 _FRONT = {
     Perm.CHECKOUT,
+    Perm.CARD_SERVICE,
     Perm.MEMBER_VIEW,
     Perm.MEMBER_CREATE,
     Perm.MEMBER_EDIT,
@@ -86,6 +92,9 @@ POSITION_PERMS: dict[str, frozenset[str]] = {
             Perm.DAILY_CLOSE,
             Perm.MALL_APPROVE,
             Perm.NOTIFY_VIEW,
+            Perm.PREPAID_REFUND,
+            Perm.PACKAGE_ADJUST,
+            Perm.PREPAID_REPORT,
         }
     ),
     Position.FINANCE: frozenset(
@@ -95,6 +104,7 @@ POSITION_PERMS: dict[str, frozenset[str]] = {
             Perm.STAFF_VIEW,
             Perm.MONEY_ADJUST,
             Perm.DAILY_CLOSE,
+            Perm.PREPAID_REPORT,
             Perm.ALL_STORES,
         }
     ),
@@ -123,6 +133,10 @@ POSITION_PERMS: dict[str, frozenset[str]] = {
             Perm.MALL_APPROVE,
             Perm.NOTIFY_VIEW,
             Perm.NOTIFY_MANAGE,
+            Perm.CARDS_MANAGE,
+            Perm.PREPAID_REFUND,
+            Perm.PACKAGE_ADJUST,
+            Perm.PREPAID_REPORT,
             Perm.ALL_STORES,
         }
     ),

@@ -75,3 +75,67 @@ class Recharge(models.Model):
 
     def __str__(self) -> str:
         return f"recharge #{self.pk}"
+
+
+class CardRefundMethod(models.TextChoices):
+    """How a stored-value card's refund is worked out (shown on the prepaid contract)."""
+
+    REMAINING_PRINCIPAL = "remaining_principal", _("退还剩余本金 The remaining principal")
+
+
+class CardProduct(models.Model):
+    """A kind of stored-value card (储值卡种类) the organisation sells: its name and its rules.
+
+    Caps (S-16) limit the principal a card may hold: ``named_cap_fen`` for a card registered to a named
+    member, ``anonymous_cap_fen`` for a bearer card (NULL: no cap). ``cooling_off_days`` is the period in
+    which a recharge nothing was spent from is refunded in full (S-14). Recharge rules (充X送Y) belong to a
+    product. A member's cards (``meiye.cards``) each name their product; a recharge without a card uses the
+    organisation's default product (``is_default``), if it has one.
+    """
+
+    organisation = models.ForeignKey("org.Organisation", on_delete=models.PROTECT, related_name="+")
+    code = models.SlugField(_("代码 Code"), max_length=32)
+    name = models.CharField(_("名称 Name"), max_length=60)
+    named_cap_fen = models.BigIntegerField(
+        _("记名卡本金上限（分） Named-card principal cap (fen)"), null=True, blank=True
+    )
+    anonymous_cap_fen = models.BigIntegerField(
+        _("不记名卡本金上限（分） Anonymous-card principal cap (fen)"), null=True, blank=True
+    )
+    cooling_off_days = models.PositiveSmallIntegerField(_("冷静期（天） Cooling-off days"), default=7)
+    refund_method = models.CharField(
+        _("退款方式 Refund method"),
+        max_length=24,
+        choices=CardRefundMethod.choices,
+        default=CardRefundMethod.REMAINING_PRINCIPAL,
+    )
+    terms = models.TextField(_("合同补充条款 Extra contract terms"), blank=True)
+    is_default = models.BooleanField(_("默认卡种 Default product"), default=False)
+    active = models.BooleanField(_("启用 Active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "code"], name="wallet_card_product_unique_code"),
+            models.UniqueConstraint(
+                fields=["organisation"],
+                condition=models.Q(is_default=True),
+                name="wallet_card_product_one_default",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(named_cap_fen__isnull=True) | models.Q(named_cap_fen__gt=0),
+                name="wallet_card_product_named_cap_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(anonymous_cap_fen__isnull=True) | models.Q(anonymous_cap_fen__gt=0),
+                name="wallet_card_product_anonymous_cap_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(refund_method__in=CardRefundMethod.values),
+                name="wallet_card_product_valid_refund_method",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -75,6 +75,9 @@ STORE_ACCOUNT_KINDS = frozenset(
         "bonus_issued",
         "revenue",
         "points_offset",
+        "package_sessions",  # the CNY side of a bill paid with count-card sessions (like points_offset)
+        "gift_card_discount",  # face value given above a gift card's sale price
+        "bonus_forfeited",  # bonus money taken back when a card is closed or a recharge refunded
     }
 )
 

@@ -1,0 +1,7 @@
+"""Front-desk pages: contracts. Routes are collected in ``urlpatterns`` and included by ``meiye.frontdesk.urls``."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []
