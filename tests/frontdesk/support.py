@@ -12,10 +12,13 @@ from django.utils.translation import trans_real
 
 
 def compile_translations() -> None:
-    """Compile locale/*/LC_MESSAGES/django.po to .mo when missing or stale (the .mo files are not in git;
-    deployments run ``compilemessages``). Written atomically so parallel test workers do not collide."""
+    """Compile locale/*/LC_MESSAGES/django.po and each app's meiye/<app>/locale/*/LC_MESSAGES/django.po to
+    .mo when missing or stale (the .mo files are not in git; deployments run ``compilemessages_py``).
+    Written atomically so parallel test workers do not collide."""
     changed = False
-    for po_path in Path(settings.BASE_DIR, "locale").glob("*/LC_MESSAGES/django.po"):
+    base = Path(settings.BASE_DIR)
+    catalogues = [*base.glob("locale/*/LC_MESSAGES/django.po"), *base.glob("meiye/*/locale/*/LC_MESSAGES/django.po")]
+    for po_path in catalogues:
         mo_path = po_path.with_suffix(".mo")
         if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
             continue
