@@ -103,6 +103,7 @@ from meiye.sales.models import (
     Tender,
     TenderKind,
 )
+from meiye.sales.notices import bill_notify_member
 from meiye.sales.pricing import (
     EarningContext,
     LineDraft,
@@ -579,6 +580,7 @@ def _complete(
     plans = _plan_tenders(bill, tenders, settings)
 
     sv_plan = next((p for p in plans if p.kind == TenderKind.STORED_VALUE), None)
+    sv_balance_after = 0
     points_plan = next((p for p in plans if p.kind == TenderKind.POINTS), None)
     external_fen = sum(p.amount_fen for p in plans if p.kind in EXTERNAL_TENDERS)
     may_earn = member is not None and (external_fen > 0 or sv_plan is not None)
@@ -612,6 +614,9 @@ def _complete(
         )
         principal_fen, bonus_fen = split.principal.fen, split.bonus.fen
         wallet_keys = wallet_account_keys(member=member)
+        sv_balance_after = sum(
+            locked.balance(locked.get(account_key)) for account_key in (wallet_keys.principal, wallet_keys.bonus)
+        ) - (principal_fen + bonus_fen)
         legs.extend(
             Leg(locked.get(account_key), -part)
             for account_key, part in ((wallet_keys.principal, principal_fen), (wallet_keys.bonus, bonus_fen))
@@ -765,6 +770,11 @@ def _complete(
     bill.points_earn_journal_id = points_earn_journal_id
     bill.growth_journal = growth_journal
     coupons_mark_used(actor=actor, used=config.coupons, bill_id=bill.pk)
+    if member is not None and (sv_plan is not None or points_total > 0):
+        # S-17's charge message and the points-earned message, queued once the bill has committed.
+        charge = (sv_plan.amount_fen, sv_balance_after) if sv_plan is not None else None
+        bill_id = bill.pk
+        transaction.on_commit(lambda: bill_notify_member(bill_id, charge))
     bill.save(
         update_fields=[
             "list_total_fen",
