@@ -250,6 +250,13 @@ class Tender(models.Model):
     points_journal = models.ForeignKey(
         "ledger.Journal", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    package_item = models.ForeignKey(
+        "packages.MemberPackageItem", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    sessions = models.PositiveIntegerField(default=0, help_text="count-card sessions this tender used")
+    gift_card = models.ForeignKey(
+        "giftcards.GiftCard", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["id"]
@@ -267,6 +274,14 @@ class Tender(models.Model):
             models.CheckConstraint(
                 condition=~models.Q(kind="points") | models.Q(points_used__gt=0),
                 name="sales_tender_points_used",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(kind="package") | models.Q(package_item__isnull=False, sessions__gt=0),
+                name="sales_tender_package_sessions",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(kind="gift_card") | models.Q(gift_card__isnull=False),
+                name="sales_tender_gift_card",
             ),
         ]
 

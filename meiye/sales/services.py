@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, QuerySet, Subquery
@@ -104,6 +104,23 @@ from meiye.sales.models import (
     TenderKind,
 )
 from meiye.sales.notices import bill_notify_member
+from meiye.sales.prepaid import (
+    PACKAGE_LINE_KIND,
+    PackageTenderValue,
+    authorize_stored_value,
+    check_package_buyer,
+    gift_card_account_key,
+    gift_card_after_refund,
+    gift_card_after_use,
+    gift_card_check,
+    gift_cards_for_tenders,
+    needs_stored_value_auth,
+    package_lines,
+    package_sessions_return_for_bill,
+    package_sessions_use,
+    package_tender_values,
+    packages_issue_for_bill,
+)
 from meiye.sales.pricing import (
     EarningContext,
     LineDraft,
@@ -124,6 +141,9 @@ from meiye.wallet.services import (
     wallet_split_locked,
 )
 
+if TYPE_CHECKING:
+    from meiye.giftcards.models import GiftCard
+
 # Every journal of a bill, its refunds included, references the bill, so the ledger tells its whole story
 # (``ledger.selectors.journals_for_reference``).
 BILL_REFERENCE = "sales.Bill"
@@ -131,7 +151,6 @@ MAX_QUANTITY = 9_999
 MAX_LINES = 200
 # Room for the suffix of derived journal keys ("<key>:pts-spend") inside the ledger's 128 characters.
 _DERIVED_KEY_BASE_MAX = 100
-_UNSUPPORTED_TENDERS = {TenderKind.PACKAGE: ("次卡/套餐", "package"), TenderKind.GIFT_CARD: ("礼品卡", "gift card")}
 
 
 # --- inputs --------------------------------------------------------------------------------------------
@@ -172,15 +191,34 @@ class TenderInput:
     points: int | None = None
     external_ref: str = ""
     received: Money | None = None
+    # Stored value (S-17): the member's payment password or a one-time code, and the card shown, if any.
+    payment_password: str = field(default="", repr=False)
+    payment_code: str = field(default="", repr=False)
+    card_number: str = ""
+    # Count-card sessions: the member's package item and how many sessions (the amount follows from the bill).
+    package_item_id: int | None = None
+    sessions: int | None = None
+    # A gift card: its code (the amount is ``amount``).
+    gift_card_code: str = field(default="", repr=False)
 
     def payload(self) -> dict[str, Any]:
-        return {
+        # The password and the code are never part of the request hash (a hash of 6 digits is easy to reverse);
+        # the prepaid fields only when given, so the hashes of earlier requests are unchanged.
+        payload: dict[str, Any] = {
             "kind": self.kind,
             "amount_fen": self.amount.fen if self.amount is not None else None,
             "points": self.points,
             "external_ref": self.external_ref,
             "received_fen": self.received.fen if self.received is not None else None,
         }
+        if self.card_number:
+            payload["card_number"] = self.card_number
+        if self.package_item_id is not None or self.sessions is not None:
+            payload["package_item"] = self.package_item_id
+            payload["sessions"] = self.sessions
+        if self.gift_card_code:
+            payload["gift_card"] = hashlib.sha256(self.gift_card_code.encode()).hexdigest()
+        return payload
 
 
 class Clear(Enum):
@@ -401,6 +439,8 @@ def bill_complete(
     replay = _bill_replay(actor, key, request_hash)
     if replay is not None:
         return replay
+    if needs_stored_value_auth(tenders) and bill.member_id is not None:
+        authorize_stored_value(actor=actor, member=bill.member, tenders=tenders)
     try:
         with transaction.atomic():
             locked = _lock_bill(actor, bill)
@@ -464,6 +504,8 @@ def bill_checkout(
             en=f"A bill has at most {MAX_LINES} lines.",
             field="lines",
         )
+    if member is not None and needs_stored_value_auth(tenders):
+        authorize_stored_value(actor=actor, member=member, tenders=tenders)
     try:
         with transaction.atomic():
             store, config = _checkout_store_and_config(actor)
@@ -551,6 +593,8 @@ class _TenderPlan:
     change_fen: int = 0
     external_ref: str = ""
     points: int = 0
+    package: PackageTenderValue | None = None
+    gift_card: GiftCard | None = None
 
 
 def _complete(
@@ -577,7 +621,15 @@ def _complete(
     store, member = bill.store, bill.member
     payable = bill.payable_total_fen
     settings = config.settings
-    plans = _plan_tenders(bill, tenders, settings)
+    check_package_buyer(member, lines)
+    plans = _plan_tenders(
+        bill,
+        tenders,
+        settings,
+        packages=package_tender_values(actor, member, lines, tenders),
+        gift_cards=gift_cards_for_tenders(actor, tenders),
+    )
+    gift_plans = [p for p in plans if p.gift_card is not None]
 
     sv_plan = next((p for p in plans if p.kind == TenderKind.STORED_VALUE), None)
     sv_balance_after = 0
@@ -596,6 +648,7 @@ def _complete(
             keys.extend(points_account_keys(member=member, earn=may_earn, spend=points_plan is not None))
         if may_earn:
             keys.extend(growth_account_keys(member=member))
+    keys.extend(gift_card_account_key(p.gift_card) for p in gift_plans if p.gift_card is not None)
     locked = accounts_lock(organisation_id=bill.organisation_id, keys=keys)
 
     # 2. The CNY journal: external tenders, stored value (principal and bonus by the store's spend order),
@@ -624,6 +677,18 @@ def _complete(
         )
     if points_plan is not None:
         legs.append(Leg(locked.get(store_keys["points_offset"]), -points_plan.amount_fen))
+    for plan in plans:
+        if plan.kind == TenderKind.PACKAGE:
+            legs.append(Leg(locked.get(store_keys["package_sessions"]), -plan.amount_fen))
+    today = timezone.localtime(timezone.now(), _zone(store)).date()
+    gift_balances_after: dict[int, int] = {}
+    for plan in gift_plans:
+        assert plan.gift_card is not None
+        gift_account = locked.get(gift_card_account_key(plan.gift_card))
+        gift_balance = locked.balance(gift_account)
+        gift_card_check(plan.gift_card, plan.amount_fen, today, gift_balance)
+        gift_balances_after[plan.gift_card.pk] = gift_balance - plan.amount_fen
+        legs.append(Leg(gift_account, -plan.amount_fen))
     postings: dict[str, Posting] = {}
     reference = {"reference_type": BILL_REFERENCE, "reference_id": str(bill.pk)}
     if payable > 0:
@@ -665,7 +730,7 @@ def _complete(
             store=store,
             member=member,
             rates=(config.rates or {}) if earning_fen > 0 else {},
-            on=timezone.localtime(timezone.now(), _zone(store)).date(),
+            on=today,
             member_info=dict(bill.member_snapshot),
         )
         shares = allocate_earning(earning_fen, [line.line_total_fen for line in lines])
@@ -756,10 +821,39 @@ def _complete(
                 points_used=plan.points,
                 journal=cny_journal,
                 points_journal=points_spend_journal if plan.kind == TenderKind.POINTS else None,
+                package_item_id=plan.package.member_item_id if plan.package is not None else None,
+                sessions=plan.package.sessions if plan.package is not None else 0,
+                gift_card=plan.gift_card,
             )
             for plan in plans
         ]
     )
+    # 6. Prepaid: the sessions the bill used, the gift cards it took, the packages it sold (ADR 0006).
+    for index, plan in enumerate(plans):
+        if plan.package is not None:
+            assert member is not None
+            package_sessions_use(
+                actor=actor,
+                member=member,
+                member_item_id=plan.package.member_item_id,
+                sessions=plan.package.sessions,
+                on=today,
+                performed_by_id=plan.package.performed_by_id,
+                bill_id=bill.pk,
+                idempotency_key=_derived_key(key, f"ses{index}"),
+            )
+        elif plan.gift_card is not None:
+            gift_card_after_use(
+                actor=actor,
+                card=plan.gift_card,
+                amount_fen=plan.amount_fen,
+                bill_id=bill.pk,
+                balance_after_fen=gift_balances_after[plan.gift_card.pk],
+            )
+    sold = package_lines(lines)
+    if sold:
+        assert member is not None  # check_package_buyer
+        packages_issue_for_bill(actor=actor, bill_id=bill.pk, member=member, lines=sold)
     _remember_rows(bill, lines=lines, tenders=tender_rows)
     bill.status = BillStatus.COMPLETED
     bill.completed_at = timezone.now()
@@ -915,21 +1009,20 @@ def _remember_rows(bill: Bill, *, lines: list[BillLine], tenders: list[Tender]) 
         cache[name] = related
 
 
-def _plan_tenders(bill: Bill, tenders: Sequence[TenderInput], settings: SalesSettings) -> list[_TenderPlan]:
-    """Check the tenders against the bill and the store's rules; nothing is written here."""
+def _plan_tenders(
+    bill: Bill,
+    tenders: Sequence[TenderInput],
+    settings: SalesSettings,
+    packages: dict[int, PackageTenderValue] | None = None,
+    gift_cards: dict[int, GiftCard] | None = None,
+) -> list[_TenderPlan]:
+    """Check the tenders against the bill and the store's rules; nothing is written here. ``packages`` and
+    ``gift_cards`` (by tender index) are what ``sales.prepaid`` resolved for the package and gift-card tenders."""
     plans: list[_TenderPlan] = []
     seen: set[str] = set()
     for index, tender in enumerate(tenders):
         where = f"tenders[{index}]"
         kind = tender.kind
-        if kind in _UNSUPPORTED_TENDERS:
-            zh, en = _UNSUPPORTED_TENDERS[kind]  # type: ignore[index]
-            raise ValidationFailed(
-                "sales.tender_not_supported",
-                zh=f"{where}：暂不支持{zh}付款。",
-                en=f"{where}: paying by {en} is not supported yet.",
-                field="tenders",
-            )
         if kind not in TenderKind.values:
             raise _bad_tender(where, f"未知的付款方式 {kind!r}", f"unknown tender kind {kind!r}")
         if kind in (TenderKind.STORED_VALUE, TenderKind.POINTS):
@@ -957,11 +1050,20 @@ def _plan_tenders(bill: Bill, tenders: Sequence[TenderInput], settings: SalesSet
         if kind == TenderKind.POINTS:
             plans.append(_points_plan(where, tender, bill, settings))
             continue
+        if kind == TenderKind.PACKAGE:
+            value = (packages or {})[index]
+            plans.append(_TenderPlan(kind=kind, amount_fen=value.amount_fen, package=value))
+            continue
         if tender.points is not None:
             raise _bad_tender(where, "只有积分付款填写积分数", "only a points tender states points")
         if tender.amount is None or tender.amount.fen <= 0:
             raise _bad_tender(where, "金额必须大于 0", "the amount must be more than 0")
-        plan = _TenderPlan(kind=kind, amount_fen=tender.amount.fen, external_ref=external_ref)
+        plan = _TenderPlan(
+            kind=kind,
+            amount_fen=tender.amount.fen,
+            external_ref=external_ref,
+            gift_card=(gift_cards or {}).get(index) if kind == TenderKind.GIFT_CARD else None,
+        )
         if tender.received is not None:
             if tender.received.fen < tender.amount.fen:
                 raise ValidationFailed(
@@ -1146,6 +1248,7 @@ def _refund(
     is_full = not earlier and all(quantities.get(pk, 0) == line.quantity for pk, line in lines.items())
     tenders = list(locked.tenders.order_by("pk"))
     store = locked.store
+    _check_prepaid_refund(locked, lines, quantities, tenders, is_full)
 
     refund = Refund.objects.create(
         organisation=locked.organisation,
@@ -1266,6 +1369,53 @@ def _refund(
         },
     )
     return refund
+
+
+def _check_prepaid_refund(
+    bill: Bill, lines: dict[int, BillLine], quantities: dict[int, int], tenders: list[Tender], is_full: bool
+) -> None:
+    """A package sold on the bill is refunded by the package refund, whose formula counts the sessions used
+    (S-19), never by the bill; sessions are whole, so a bill paid with sessions is refunded whole."""
+    sold = [lines[pk] for pk, quantity in quantities.items() if quantity and lines[pk].kind == PACKAGE_LINE_KIND]
+    if sold:
+        raise Conflict(
+            "refund.package_line",
+            zh=f"「{sold[0].name}」是次卡/套餐：请在会员的次卡里办理套餐退款（按已用次数计算），不能按消费单退款。",
+            en=(
+                f"{sold[0].name} is a package: refund it from the member's packages (the refund counts the sessions "
+                "used), not by refunding the bill."
+            ),
+            field="lines",
+        )
+    if not is_full and any(t.kind == TenderKind.PACKAGE for t in tenders):
+        raise Conflict(
+            "refund.package_sessions_whole_bill",
+            zh=f"消费单 {bill.number} 用次卡付款：只能整单退款，次数全部退回次卡。",
+            en=f"Bill {bill.number} was paid with package sessions: refund the whole bill, and the sessions go back.",
+            field="lines",
+        )
+
+
+def _return_sessions(context: RefundContext) -> None:
+    """S-22: a refunded bill gives back the count-card sessions it used (the whole bill, see above)."""
+    if context.is_full and context.bill.tenders.filter(kind=TenderKind.PACKAGE).exists():
+        package_sessions_return_for_bill(
+            actor=context.actor,
+            bill_id=context.bill.pk,
+            quantities=None,
+            idempotency_key=_derived_key(context.refund.idempotency_key, "ses"),
+        )
+
+
+def _gift_cards_back(context: RefundContext) -> None:
+    """Money refunded to a gift card makes it usable again (the refund's journal holds the leg)."""
+    for part in context.refund.tenders.filter(tender__kind=TenderKind.GIFT_CARD).select_related("tender__gift_card"):
+        gift_card_after_refund(
+            actor=context.actor, bill_id=context.bill.pk, amount_fen=part.amount_fen, card=part.tender.gift_card
+        )
+
+
+REFUND_HOOKS.extend([_return_sessions, _gift_cards_back])
 
 
 def _refund_points(
@@ -1413,6 +1563,8 @@ def _refund_tender_parts(
         elif tender.kind == TenderKind.POINTS:
             part.points = prorate_cumulative(tender.points_used, before["amount"], share, tender.amount_fen)
             part.destination = RefundDestination.ORIGINAL  # points always come back as points
+        elif tender.kind in (TenderKind.GIFT_CARD, TenderKind.PACKAGE):
+            part.destination = RefundDestination.ORIGINAL  # back onto the card / into the package
         parts.append(part)
     return parts
 
@@ -1473,6 +1625,10 @@ def _refund_legs(
             bonus += part.bonus_fen
         elif kind == TenderKind.POINTS:
             legs.append(Leg(accounts["points_offset"], part.amount_fen))
+        elif kind == TenderKind.PACKAGE:
+            legs.append(Leg(accounts["package_sessions"], part.amount_fen))
+        elif kind == TenderKind.GIFT_CARD:
+            legs.append(Leg(accounts[f"gift_card:{part.tender.gift_card_id}"], part.amount_fen))
     if principal or bonus or to_wallet_principal:
         assert bill.member is not None
         legs.extend(
@@ -1934,10 +2090,13 @@ def _recompute_totals(bill: Bill) -> None:
 
 
 def _store_account_kinds(plans: Sequence[_TenderPlan]) -> set[str]:
-    """The store's accounts a bill's tenders post to: revenue, one per external tender, the points offset."""
+    """The store's accounts a bill's tenders post to: revenue, one per external tender, the points offset,
+    the package sessions' counterpart."""
     kinds = {"revenue", *(f"tender_{p.kind}" for p in plans if p.kind in EXTERNAL_TENDERS)}
     if any(p.kind == TenderKind.POINTS for p in plans):
         kinds.add("points_offset")
+    if any(p.kind == TenderKind.PACKAGE for p in plans):
+        kinds.add("package_sessions")
     return kinds
 
 
@@ -1970,5 +2129,11 @@ def _lock_refund_accounts(bill: Bill, tenders: list[Tender], destination: str) -
                 )
             if bill.growth_journal_id is not None:
                 keys.extend(growth_account_keys(member=holder))
+    gift_keys = {
+        f"gift_card:{t.gift_card_id}": gift_card_account_key(t.gift_card)
+        for t in tenders
+        if t.kind == TenderKind.GIFT_CARD and t.gift_card is not None
+    }
+    keys.extend(gift_keys.values())
     locked = accounts_lock(organisation_id=bill.organisation_id, keys=keys)
-    return {kind: locked.get(key) for kind, key in store_keys.items()}
+    return {name: locked.get(key) for name, key in (*store_keys.items(), *gift_keys.items())}

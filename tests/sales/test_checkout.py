@@ -194,8 +194,8 @@ def test_void_an_open_bill(cashier, care):
     [
         ([TenderInput(kind="cash", amount=Money.parse("599.99"))], "sales.tender_mismatch"),
         ([TenderInput(kind="cash", amount=Money.parse("600.00"), received=Money.parse("500"))], "sales.cash_short"),
-        ([TenderInput(kind="package", amount=Money.parse("600.00"))], "sales.tender_not_supported"),
-        ([TenderInput(kind="gift_card", amount=Money.parse("600.00"))], "sales.tender_not_supported"),
+        ([TenderInput(kind="package", package_item_id=1, sessions=1)], "sales.member_required"),
+        ([TenderInput(kind="gift_card", amount=Money.parse("600.00"))], "sales.invalid_tender"),
         ([TenderInput(kind="bitcoin", amount=Money.parse("600.00"))], "sales.invalid_tender"),
         ([TenderInput(kind="stored_value", amount=Money.parse("600.00"))], "sales.member_required"),
         (

@@ -1,0 +1,224 @@
+"""The checkout's side of cards and prepaid (ADR 0006).
+
+- **Stored value** needs the member's payment password or a one-time code when she has set a password or
+  her store requires it, and a lost, frozen or closed card stops it (``cards.services.stored_value_authorize``,
+  called before the checkout's transaction so that a wrong password is counted even though the checkout
+  fails).
+- **Count-card sessions** pay for services on the bill: a ``package`` tender names the member's package item
+  and a number of sessions; it covers that many units of the bill's lines of the item's service, at their
+  price on this bill (``package_tender_values``). The bill's CNY journal posts the store's
+  ``package_sessions`` −amount (like the points offset); the sessions leave the member's package in a
+  ``packages.use`` journal. Sessions earn nothing: the package's sale earned.
+- **Gift cards** pay like money held by the card: the card's account −amount in the bill's CNY journal. They
+  earn nothing either.
+- **Package sales**: a line of kind ``package`` issues the member's package, with its contract, once the bill
+  is paid (``packages_issue_for_bill``).
+- **Refunds** give sessions back (a bill paid with sessions is refunded whole) and put gift-card money back on
+  the card; a package sold on a bill is refunded with the package refund (its own formula), not the bill's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from meiye.core.errors import ValidationFailed
+from meiye.members.models import Member
+from meiye.org.context import Actor
+from meiye.sales.models import BillLine, TenderKind
+from meiye.sales.pricing import prorate_cumulative
+
+if TYPE_CHECKING:
+    from meiye.giftcards.models import GiftCard
+
+PACKAGE_LINE_KIND = "package"
+
+
+@dataclass(frozen=True)
+class PackageTenderValue:
+    """What one ``package`` tender covers on this bill."""
+
+    member_item_id: int
+    sessions: int
+    amount_fen: int
+    service_id: int
+    performed_by_id: int | None  # the beautician of the first line the sessions pay for
+
+
+def needs_stored_value_auth(tenders: Sequence[Any]) -> bool:
+    return any(t.kind == TenderKind.STORED_VALUE for t in tenders)
+
+
+def authorize_stored_value(*, actor: Actor, member: Member | None, tenders: Sequence[Any]) -> None:
+    """Refuse stored value before the checkout's transaction opens: card status, then password or code."""
+    if member is None:
+        return  # the checkout refuses stored value for a walk-in customer itself
+    tender = next((t for t in tenders if t.kind == TenderKind.STORED_VALUE), None)
+    if tender is None:
+        return
+    try:
+        from meiye.cards.services import stored_value_authorize
+    except ImportError:  # TODO(lead): the cards app is being written; remove once it has landed
+        return
+
+    stored_value_authorize(
+        actor=actor,
+        member=member,
+        password=tender.payment_password,
+        code=tender.payment_code,
+        card_number=tender.card_number,
+    )
+
+
+def package_tender_values(
+    actor: Actor, member: Member | None, lines: Sequence[BillLine], tenders: Sequence[Any]
+) -> dict[int, PackageTenderValue]:
+    """For each ``package`` tender (by its index): the member's package item, and the amount its sessions
+    cover — the value of that many units of the bill's lines for the item's service, taken line by line,
+    unit by unit (``prorate_cumulative``, so the units of a line add up to its total). No write."""
+    wanted = [(index, t) for index, t in enumerate(tenders) if t.kind == TenderKind.PACKAGE]
+    if not wanted:
+        return {}
+    from meiye.packages.selectors import member_item_get
+
+    values: dict[int, PackageTenderValue] = {}
+    used_units: dict[int, int] = {}  # bill line (by position) -> units already paid with sessions
+    for index, tender in wanted:
+        where = f"tenders[{index}]"
+        if member is None:
+            raise ValidationFailed(
+                "sales.member_required",
+                zh=f"{where}：散客不能用次卡付款。",
+                en=f"{where}: a walk-in customer cannot pay with package sessions.",
+                field="tenders",
+            )
+        item_id, sessions = tender.package_item_id, tender.sessions
+        if isinstance(item_id, bool) or not isinstance(item_id, int) or item_id <= 0:
+            raise _bad(where, "请选择次卡项目（package_item）", "package_item: choose the member's package item")
+        if isinstance(sessions, bool) or not isinstance(sessions, int) or sessions <= 0:
+            raise _bad(where, "次数必须是正整数", "sessions must be a positive whole number")
+        if tender.amount is not None or tender.points is not None:
+            raise _bad(
+                where, "次卡付款不填金额，金额按消费单上的项目计算", "a package tender states sessions, not an amount"
+            )
+        item = member_item_get(actor, item_id)
+        if item.member_package.member_id != member.pk:
+            raise _bad(where, "这张次卡不属于本单会员", "the package belongs to another member")
+        amount = 0
+        performed_by_id: int | None = None
+        left = sessions
+        for position, line in enumerate(lines):
+            if left == 0:
+                break
+            if line.item_id != item.service_id:
+                continue
+            done = used_units.get(position, 0)
+            take = min(left, line.quantity - done)
+            if take <= 0:
+                continue
+            amount += prorate_cumulative(line.line_total_fen, done, take, line.quantity)
+            used_units[position] = done + take
+            left -= take
+            if performed_by_id is None:
+                performed_by_id = line.performed_by_id
+        if left:
+            raise ValidationFailed(
+                "sales.package_no_line",
+                zh=f"{where}：消费单上没有足够的「{item.name}」可用次卡支付（还差 {left} 次）。",
+                en=f"{where}: the bill has not enough {item.name} to pay {sessions} sessions for ({left} short).",
+                field="tenders",
+                extra={"missing_sessions": left},
+            )
+        values[index] = PackageTenderValue(
+            member_item_id=item.pk,
+            sessions=sessions,
+            amount_fen=amount,
+            service_id=item.service_id,
+            performed_by_id=performed_by_id,
+        )
+    return values
+
+
+def gift_cards_for_tenders(actor: Actor, tenders: Sequence[Any]) -> dict[int, GiftCard]:
+    """The gift card of each ``gift_card`` tender (by its index); each card at most once on a bill."""
+    wanted = [(index, t) for index, t in enumerate(tenders) if t.kind == TenderKind.GIFT_CARD]
+    if not wanted:
+        return {}
+    from meiye.giftcards.selectors import gift_card_for_code
+
+    cards: dict[int, GiftCard] = {}
+    seen: set[int] = set()
+    for index, tender in wanted:
+        where = f"tenders[{index}]"
+        if not (tender.gift_card_code or "").strip():
+            raise _bad(where, "请填写礼品卡卡号（gift_card_code）", "gift_card_code: enter the gift card's code")
+        card = gift_card_for_code(actor, tender.gift_card_code)
+        if card.pk in seen:
+            raise _bad(where, "同一张礼品卡在一张单上只能用一次", "a gift card may be used once on a bill")
+        seen.add(card.pk)
+        cards[index] = card
+    return cards
+
+
+def package_lines(lines: Sequence[BillLine]) -> list[BillLine]:
+    return [line for line in lines if line.kind == PACKAGE_LINE_KIND]
+
+
+def check_package_buyer(member: Member | None, lines: Sequence[BillLine]) -> None:
+    if member is None and package_lines(lines):
+        raise ValidationFailed(
+            "sales.member_required",
+            zh="次卡/套餐只能卖给会员：请先选择会员。",
+            en="A package can only be sold to a member: choose the member first.",
+            field="member",
+        )
+
+
+def _bad(where: str, zh: str, en: str) -> ValidationFailed:
+    return ValidationFailed("sales.invalid_tender", zh=f"{where}：{zh}。", en=f"{where}: {en}.", field="tenders")
+
+
+# --- the prepaid apps' calls, imported when first used (TODO(lead): import at the top once they have landed) ---
+
+
+def package_sessions_use(**kwargs: Any) -> Any:
+    from meiye.packages.services import package_sessions_use as use
+
+    return use(**kwargs)
+
+
+def packages_issue_for_bill(**kwargs: Any) -> Any:
+    from meiye.packages.services import packages_issue_for_bill as issue
+
+    return issue(**kwargs)
+
+
+def package_sessions_return_for_bill(**kwargs: Any) -> Any:
+    from meiye.packages.services import package_sessions_return_for_bill as give_back
+
+    return give_back(**kwargs)
+
+
+def gift_card_account_key(card: GiftCard) -> Any:
+    from meiye.giftcards.selectors import gift_card_account_key as account_key
+
+    return account_key(card)
+
+
+def gift_card_check(card: GiftCard, amount_fen: int, on: Any, balance_fen: int) -> None:
+    from meiye.giftcards.services import gift_card_check as check
+
+    check(card, amount_fen, on, balance_fen)
+
+
+def gift_card_after_use(**kwargs: Any) -> Any:
+    from meiye.giftcards.services import gift_card_after_use as after_use
+
+    return after_use(**kwargs)
+
+
+def gift_card_after_refund(**kwargs: Any) -> Any:
+    from meiye.giftcards.services import gift_card_after_refund as after_refund
+
+    return after_refund(**kwargs)
