@@ -86,6 +86,9 @@ class TenderSerializer(serializers.Serializer):
     principal = MoneyField(source="principal_fen", help_text="Stored value: taken from principal.")
     bonus = MoneyField(source="bonus_fen", help_text="Stored value: taken from bonus.")
     points_used = serializers.IntegerField()
+    package_item_id = serializers.IntegerField(allow_null=True, help_text="Package: the member's package item.")
+    sessions = serializers.IntegerField(help_text="Package: the sessions used.")
+    gift_card_id = serializers.IntegerField(allow_null=True, help_text="Gift card: the card (its code is never shown).")
 
 
 class RefundLineSerializer(serializers.Serializer):
@@ -164,6 +167,35 @@ class TenderInputSerializer(serializers.Serializer):
         required=False, allow_blank=True, default="", help_text="Card slip / WeChat / Alipay reference."
     )
     received = AmountField(required=False, allow_null=True, help_text="Cash only: the cash handed over.")
+    payment_password = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        max_length=32,
+        help_text="Stored value (S-17): the member's 6-digit payment password. Never stored or logged, and not part "
+        "of the idempotency fingerprint.",
+    )
+    payment_code = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        max_length=32,
+        help_text="Stored value: a one-time code sent to the member's phone, instead of the password.",
+    )
+    card_number = serializers.CharField(
+        required=False, allow_blank=True, max_length=40, help_text="Stored value: the card presented, if any."
+    )
+    package_item_id = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Package: the member's package item whose sessions pay."
+    )
+    sessions = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="Package: how many sessions; they cover that many units of the item's service on the bill.",
+    )
+    gift_card_code = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, max_length=40, help_text="Gift card: the card's code."
+    )
 
 
 class LineInputSerializer(serializers.Serializer):
@@ -193,6 +225,12 @@ def _tenders(raw: list[Mapping[str, Any]]) -> list[TenderInput]:
             points=tender.get("points"),
             external_ref=tender.get("external_ref", ""),
             received=parse_optional_amount(tender, "received", field=f"tenders[{index}].received"),
+            payment_password=tender.get("payment_password", ""),
+            payment_code=tender.get("payment_code", ""),
+            card_number=tender.get("card_number", ""),
+            package_item_id=tender.get("package_item_id"),
+            sessions=tender.get("sessions"),
+            gift_card_code=tender.get("gift_card_code", ""),
         )
         for index, tender in enumerate(raw)
     ]

@@ -1,0 +1,98 @@
+"""The checkout API with cards and prepaid tenders: a gift card and count-card sessions (ADR 0006)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from meiye.core.money import Money
+from meiye.giftcards.selectors import gift_card_balance
+from meiye.giftcards.services import gift_card_sell
+from meiye.packages.models import MemberPackageItem
+from meiye.packages.services import ProductItemInput, package_product_save
+from meiye.sales.services import LineInput, TenderInput, bill_checkout
+
+ONE_SHOT = "/api/v1/bills/checkout/"
+
+
+def _checkout(client, body, key):
+    return client.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def test_a_gift_card_pays_through_the_api_and_its_code_is_never_echoed(reception_api, cashier_actor, shopper, care):
+    (card,) = gift_card_sell(
+        actor=cashier_actor,
+        face=Money.parse("600.00"),
+        price=Money.parse("600.00"),
+        tender="cash",
+        expires_on=timezone.localdate() + timedelta(days=30),
+        idempotency_key="sell",
+    )
+
+    response = _checkout(
+        reception_api,
+        {
+            "member_id": shopper.pk,
+            "lines": [{"item_id": care.pk}],
+            "tenders": [{"kind": "gift_card", "amount": "600.00", "gift_card_code": card.code}],
+        },
+        "gift",
+    )
+
+    assert response.status_code == 201, response.json()
+    (tender,) = response.json()["tenders"]
+    assert (tender["kind"], tender["amount"], tender["gift_card_id"]) == ("gift_card", "600.00", card.pk)
+    assert card.code not in response.content.decode()
+    assert gift_card_balance(card) == Money(0)
+
+
+def test_sessions_pay_through_the_api(reception_api, cashier_actor, hq_actor, shopper, care):
+    product = package_product_save(
+        actor=hq_actor,
+        code="care-5",
+        name="基础护理5次卡",
+        price=Money.parse("2500.00"),
+        kind="count",
+        items=[ProductItemInput(service_id=care.pk, count=5, validity_value=6)],
+    )
+    bill_checkout(
+        actor=cashier_actor,
+        member=shopper,
+        lines=[LineInput(item_id=product.item_id)],
+        tenders=[TenderInput(kind="cash", amount=Money.parse("2500.00"))],
+        idempotency_key="buy",
+    )
+    item = MemberPackageItem.objects.get(member_package__member=shopper)
+
+    response = _checkout(
+        reception_api,
+        {
+            "member_id": shopper.pk,
+            "lines": [{"item_id": care.pk}],
+            "tenders": [{"kind": "package", "package_item_id": item.pk, "sessions": 1}],
+        },
+        "use",
+    )
+
+    assert response.status_code == 201, response.json()
+    (tender,) = response.json()["tenders"]
+    assert (tender["kind"], tender["amount"], tender["sessions"]) == ("package", "600.00", 1)
+    item.refresh_from_db()
+    assert item.remaining == 4
+
+
+def test_a_package_tender_with_an_amount_is_refused_naming_the_field(reception_api, shopper, care):
+    response = _checkout(
+        reception_api,
+        {
+            "member_id": shopper.pk,
+            "lines": [{"item_id": care.pk}],
+            "tenders": [{"kind": "package", "package_item_id": 999, "sessions": 1, "amount": "600.00"}],
+        },
+        "bad",
+    )
+    assert response.status_code == 400
+    problem = response.json()
+    assert problem["code"] == "sales.invalid_tender"
+    assert "tenders[0]" in problem["detail"]
