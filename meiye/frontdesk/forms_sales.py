@@ -199,6 +199,40 @@ class TenderForm(forms.Form):
     wechat_ref = forms.CharField(label=_("交易号"), required=False, max_length=64, widget=_ref_input(_("微信交易号")))
     alipay_amount = MoneyField(label=_("支付宝"), required=False)
     alipay_ref = forms.CharField(label=_("交易号"), required=False, max_length=64, widget=_ref_input(_("支付宝交易号")))
+    payment_password = forms.CharField(
+        label=_("支付密码"),
+        required=False,
+        max_length=6,
+        widget=forms.PasswordInput(
+            attrs={
+                "inputmode": "numeric",
+                "autocomplete": "off",
+                "maxlength": "6",
+                "pattern": "[0-9]*",
+                "placeholder": _("请会员输入 6 位支付密码"),
+            }
+        ),
+    )
+    payment_code = forms.CharField(
+        label=_("验证码"),
+        required=False,
+        max_length=8,
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "placeholder": _("或输入短信验证码")}
+        ),
+    )
+    package_item = forms.TypedChoiceField(label=_("次卡"), required=False, coerce=int, empty_value=None, choices=[])
+    package_sessions = forms.IntegerField(
+        label=_("次数"),
+        required=False,
+        min_value=1,
+        max_value=99,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric", "placeholder": "1", "autocomplete": "off"}),
+    )
+    gift_card_amount = MoneyField(label=_("礼品卡"), required=False)
+    gift_card_code = forms.CharField(
+        label=_("卡号"), required=False, max_length=40, widget=_ref_input(_("礼品卡 16 位卡号"))
+    )
     cash_amount = MoneyField(label=_("现金"), required=False)
     cash_received = MoneyField(
         label=_("实收"),
@@ -212,11 +246,20 @@ class TenderForm(forms.Form):
     ROWS = (
         (TenderKind.STORED_VALUE, "stored_value_amount", ""),
         (TenderKind.POINTS, "points", ""),
+        (TenderKind.PACKAGE, "package_item", "package_sessions"),
+        (TenderKind.GIFT_CARD, "gift_card_amount", "gift_card_code"),
         (TenderKind.CARD, "card_amount", "card_ref"),
         (TenderKind.WECHAT, "wechat_amount", "wechat_ref"),
         (TenderKind.ALIPAY, "alipay_amount", "alipay_ref"),
         (TenderKind.CASH, "cash_amount", ""),
     )
+
+    def __init__(self, *args: Any, package_choices: list[tuple[int, str]] | None = None, **kwargs: Any) -> None:
+        """``package_choices``: the member's package items that may pay today, as (id, label)."""
+        super().__init__(*args, **kwargs)
+        field = self.fields["package_item"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = [("", _("不用次卡")), *(package_choices or [])]
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -224,7 +267,13 @@ class TenderForm(forms.Form):
         _check_key(self)
         if data.get("cash_received") is not None and data.get("cash_amount") is None:
             self.add_error("cash_amount", _("填写实收现金时，请同时填写现金应收金额。"))
-        for _kind, amount_field, ref_field in self.ROWS:
+        if data.get("package_sessions") and data.get("package_item") is None:
+            self.add_error("package_item", _("请选择用哪张次卡。"))
+        if data.get("gift_card_amount") is not None and not (data.get("gift_card_code") or "").strip():
+            self.add_error("gift_card_code", _("请填写礼品卡卡号。"))
+        for kind, amount_field, ref_field in self.ROWS:
+            if kind in (TenderKind.PACKAGE, TenderKind.GIFT_CARD):
+                continue
             if ref_field and data.get(ref_field) and data.get(amount_field) is None:
                 self.add_error(amount_field, _("请填写金额。"))
         return data
@@ -240,6 +289,21 @@ class TenderForm(forms.Form):
                 continue
             if kind == TenderKind.POINTS:
                 tenders.append(TenderInput(kind=kind, points=value))
+            elif kind == TenderKind.STORED_VALUE:
+                tenders.append(
+                    TenderInput(
+                        kind=kind,
+                        amount=value,
+                        payment_password=d.get("payment_password") or "",
+                        payment_code=(d.get("payment_code") or "").strip(),
+                    )
+                )
+            elif kind == TenderKind.PACKAGE:
+                tenders.append(TenderInput(kind=kind, package_item_id=value, sessions=d.get("package_sessions") or 1))
+            elif kind == TenderKind.GIFT_CARD:
+                tenders.append(
+                    TenderInput(kind=kind, amount=value, gift_card_code=(d.get("gift_card_code") or "").strip())
+                )
             else:
                 tenders.append(
                     TenderInput(

@@ -68,6 +68,7 @@ urlpatterns = [
     path("checkout/<int:pk>/lines/<int:line_id>/remove/", checkout.checkout_line_remove, name="checkout_line_remove"),
     path("checkout/<int:pk>/complete/", checkout.checkout_complete, name="checkout_complete"),
     path("checkout/<int:pk>/coupons/", checkout.checkout_coupons, name="checkout_coupons"),
+    path("checkout/<int:pk>/send-code/", checkout.checkout_send_code, name="checkout_send_code"),
     # Bills, refunds, receipts and the daily close.
     path("bills/", bills.bill_list, name="bill_list"),
     path("bills/close/", bills.daily_close_view, name="daily_close"),

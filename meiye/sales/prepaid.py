@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from meiye.core.errors import ValidationFailed
+from meiye.core.errors import ApplicationError, ValidationFailed
 from meiye.members.models import Member
 from meiye.org.context import Actor
 from meiye.sales.models import BillLine, TenderKind
@@ -153,7 +153,10 @@ def gift_cards_for_tenders(actor: Actor, tenders: Sequence[Any]) -> dict[int, Gi
         where = f"tenders[{index}]"
         if not (tender.gift_card_code or "").strip():
             raise _bad(where, "请填写礼品卡卡号（gift_card_code）", "gift_card_code: enter the gift card's code")
-        card = gift_card_for_code(actor, tender.gift_card_code)
+        try:
+            card = gift_card_for_code(actor, tender.gift_card_code)
+        except ApplicationError as exc:
+            raise at_tender(index, exc) from None
         if card.pk in seen:
             raise _bad(where, "同一张礼品卡在一张单上只能用一次", "a gift card may be used once on a bill")
         seen.add(card.pk)
@@ -173,6 +176,17 @@ def check_package_buyer(member: Member | None, lines: Sequence[BillLine]) -> Non
             en="A package can only be sold to a member: choose the member first.",
             field="member",
         )
+
+
+def at_tender(index: int, exc: ApplicationError) -> ApplicationError:
+    """The same refusal, said of ``tenders[index]`` (so a screen shows it beside that tender)."""
+    return type(exc)(
+        exc.code,
+        zh=f"tenders[{index}]：{exc.message_zh}",
+        en=f"tenders[{index}]: {exc.message_en}",
+        field="tenders",
+        extra=exc.extra,
+    )
 
 
 def _bad(where: str, zh: str, en: str) -> ValidationFailed:
@@ -206,10 +220,13 @@ def gift_card_account_key(card: GiftCard) -> Any:
     return account_key(card)
 
 
-def gift_card_check(card: GiftCard, amount_fen: int, on: Any, balance_fen: int) -> None:
+def gift_card_check(card: GiftCard, amount_fen: int, on: Any, balance_fen: int, *, index: int) -> None:
     from meiye.giftcards.services import gift_card_check as check
 
-    check(card, amount_fen, on, balance_fen)
+    try:
+        check(card, amount_fen, on, balance_fen)
+    except ApplicationError as exc:
+        raise at_tender(index, exc) from None
 
 
 def gift_card_after_use(**kwargs: Any) -> Any:

@@ -682,11 +682,12 @@ def _complete(
             legs.append(Leg(locked.get(store_keys["package_sessions"]), -plan.amount_fen))
     today = timezone.localtime(timezone.now(), _zone(store)).date()
     gift_balances_after: dict[int, int] = {}
-    for plan in gift_plans:
-        assert plan.gift_card is not None
+    for index, plan in enumerate(plans):
+        if plan.gift_card is None:
+            continue
         gift_account = locked.get(gift_card_account_key(plan.gift_card))
         gift_balance = locked.balance(gift_account)
-        gift_card_check(plan.gift_card, plan.amount_fen, today, gift_balance)
+        gift_card_check(plan.gift_card, plan.amount_fen, today, gift_balance, index=index)
         gift_balances_after[plan.gift_card.pk] = gift_balance - plan.amount_fen
         legs.append(Leg(gift_account, -plan.amount_fen))
     postings: dict[str, Posting] = {}

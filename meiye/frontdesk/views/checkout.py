@@ -15,10 +15,13 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from meiye.cards.selectors import payment_auth_required
+from meiye.cards.services import payment_code_send
 from meiye.catalog.selectors import item_by_barcode, item_get, priced_items
 from meiye.core.errors import ApplicationError, Conflict
 from meiye.frontdesk.forms_sales import (
@@ -41,6 +44,8 @@ from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.roles import Perm
 from meiye.org.selectors import colleagues
+from meiye.packages.models import PackageStatus
+from meiye.packages.selectors import member_packages
 from meiye.promotions.models import Coupon
 from meiye.promotions.selectors import coupons_held
 from meiye.sales.models import Bill, BillLine, BillStatus
@@ -156,6 +161,26 @@ def _member_panel(member: Member | None) -> dict[str, Any] | None:
     return {"member": member, "wallet": wallet_balance(member), "points": points_balance(member)}
 
 
+def _package_choices(actor: Actor, bill: Bill) -> list[tuple[int, str]]:
+    """The member's package items that can pay today: (item id, "面部护理10次卡 · 基础面部护理 · 剩 9 次 · 至 2027-01-15")."""
+    if bill.member is None or not actor.can(Perm.MEMBER_VIEW):
+        return []
+    today = timezone.localdate()
+    choices: list[tuple[int, str]] = []
+    for package in member_packages(actor, bill.member, include_closed=False):
+        if package.status != PackageStatus.ACTIVE:
+            continue
+        for item in package.items.all():
+            if item.valid_until is not None and item.valid_until < today:
+                continue
+            if item.count is not None and item.remaining <= 0:
+                continue
+            left = _("不限次") if item.count is None else _("剩 %(n)s 次") % {"n": item.remaining}
+            until = _("至 %(day)s") % {"day": item.valid_until.isoformat()} if item.valid_until else _("首次使用起计")
+            choices.append((item.pk, f"{package.name} · {item.name} · {left} · {until}"))
+    return choices
+
+
 def _bill_context(
     request: HttpRequest,
     bill: Bill,
@@ -174,10 +199,15 @@ def _bill_context(
         )
         rows.append({"line": line, "form": form, "open": line.pk in line_forms})
     settings = sales_settings_for(bill.store)
+    actor = get_actor(request)
+    package_choices = _package_choices(actor, bill)
     return {
         "bill": bill,
         "rows": rows,
-        "tender_form": tender_form or TenderForm(initial={"idempotency_key": checkout_key(request, bill)}),
+        "tender_form": tender_form
+        or TenderForm(initial={"idempotency_key": checkout_key(request, bill)}, package_choices=package_choices),
+        "has_packages": bool(package_choices),
+        "sv_auth": bill.member is not None and payment_auth_required(bill.member, bill.store),
         "floor_bp": settings.manual_discount_floor_bp,
         "points_per_yuan": int(bill.member_snapshot.get("points_per_yuan_offset") or settings.points_per_yuan_offset),
         **offers,
@@ -436,7 +466,7 @@ def checkout_complete(request: HttpRequest, pk: int) -> HttpResponse:
     arrives after the bill was completed finds it no longer open and is shown the receipt."""
     actor = get_actor(request)
     bill = _open_bill(actor, pk)
-    form = TenderForm(request.POST)
+    form = TenderForm(request.POST, package_choices=_package_choices(actor, bill))
     if form.is_valid():
         tenders = form.tender_inputs()
         try:
@@ -455,7 +485,7 @@ def checkout_complete(request: HttpRequest, pk: int) -> HttpResponse:
             if not current.is_open:
                 messages.error(request, exc.message)
                 return _not_open(request, current)
-            add_sales_error(form, exc)
+            add_sales_error(form, exc, aliases=_TENDER_ALIASES)
             bill = current
         else:
             _forget_key(request, done)
@@ -464,6 +494,33 @@ def checkout_complete(request: HttpRequest, pk: int) -> HttpResponse:
     elif not bill.is_open:
         return _not_open(request, bill)
     return _screen(request, bill, tender_form=form, status=400)
+
+
+# Where the stored-value refusals (payment password, code, card) show on the tender form.
+_TENDER_ALIASES = {
+    "password": "payment_password",
+    "code": "payment_code",
+    "card_number": "stored_value_amount",
+    "member": "stored_value_amount",
+}
+
+
+@staff_view(Perm.CHECKOUT)
+@require_POST
+def checkout_send_code(request: HttpRequest, pk: int) -> HttpResponse:
+    """htmx: send the bill's member a one-time code for paying from stored value (S-17). The code goes to
+    her phone only; the screen says it was sent, or why not (one a minute, ten a day)."""
+    actor = get_actor(request)
+    bill = _open_bill(actor, pk)
+    if bill.member is None:
+        raise Http404
+    try:
+        payment_code_send(actor=actor, member=bill.member, purpose="payment")
+    except ApplicationError as exc:
+        text, ok = exc.message, False
+    else:
+        text, ok = _("验证码已发送到会员手机，5 分钟内有效。"), True
+    return render(request, "frontdesk/checkout/_code_sent.html", {"text": text, "ok": ok})
 
 
 @staff_view(Perm.CHECKOUT)
