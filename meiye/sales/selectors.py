@@ -160,6 +160,16 @@ class ReceiptTender:
     principal: Money
     bonus: Money
     points_used: int
+    sessions: int = 0
+    detail: str = ""  # the package item the sessions came from, or the gift card (masked)
+
+
+def _tender_detail(tender: Tender) -> str:
+    if tender.package_item_id is not None and tender.package_item is not None:
+        return f"{tender.package_item.member_package.name} · {tender.package_item.name}"
+    if tender.gift_card_id is not None and tender.gift_card is not None:
+        return str(tender.gift_card.masked_code)
+    return ""
 
 
 @dataclass(frozen=True)
@@ -189,7 +199,9 @@ class Receipt:
 def receipt(actor: Actor, bill: Bill) -> Receipt:
     bill = bill_get(actor, bill.pk)
     lines = list(BillLine.objects.filter(bill=bill).select_related("performed_by", "approved_by").order_by("pk"))
-    tenders = list(Tender.objects.filter(bill=bill).order_by("pk"))
+    tenders = list(
+        Tender.objects.filter(bill=bill).select_related("package_item__member_package", "gift_card").order_by("pk")
+    )
     refunded = Refund.objects.filter(bill=bill).aggregate(total=Sum("amount_fen"))["total"] or 0
     principal_after = bonus_after = None
     points_after = None
@@ -245,6 +257,8 @@ def receipt(actor: Actor, bill: Bill) -> Receipt:
                 principal=Money(t.principal_fen),
                 bonus=Money(t.bonus_fen),
                 points_used=t.points_used,
+                sessions=t.sessions,
+                detail=_tender_detail(t),
             )
             for t in tenders
         ],

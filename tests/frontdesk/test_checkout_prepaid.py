@@ -116,6 +116,8 @@ def test_sessions_pay_for_the_facial_from_the_screen(
     assert response.status_code == 302, response.content.decode()[:3000]
     item.refresh_from_db()
     assert item.remaining == 4
+    receipt = client.get(response["Location"]).content.decode()
+    assert "基础护理5次卡 · 基础护理" in receipt and "1 次" in receipt
 
 
 def test_a_gift_card_pays_from_the_screen_and_a_wrong_code_is_shown_beside_it(
