@@ -42,6 +42,12 @@ class Contract(models.Model):
     status = models.CharField(max_length=20, choices=ContractStatus.choices, default=ContractStatus.AWAITING_SIGNATURE)
     signature = EncryptedBinaryField(null=True, blank=True)  # PNG bytes, encrypted at rest
     signed_at = models.DateTimeField(null=True, blank=True)
+    # Who took the signature at the desk, and the SHA-256 of the PNG as signed (printed on the contract, so a
+    # copy can be checked against the record).
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    signature_sha256 = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -57,8 +63,16 @@ class Contract(models.Model):
                 | models.Q(status="signed", signed_at__isnull=False),
                 name="contracts_signed_has_time",
             ),
+            models.CheckConstraint(
+                condition=models.Q(status="awaiting_signature") | models.Q(signature__isnull=False),
+                name="contracts_signed_has_signature",
+            ),
         ]
         indexes = [models.Index(fields=["member", "-created_at"], name="contracts_member_idx")]
 
     def __str__(self) -> str:
         return self.number
+
+    @property
+    def signed(self) -> bool:
+        return self.status == ContractStatus.SIGNED
