@@ -47,6 +47,8 @@ _SECTIONS = {
     "bills": ("bill_", "receipt"),
     "close": ("daily_close",),
     "catalog": ("catalog_",),
+    "giftcards": ("giftcard_",),
+    "liability": ("liability_",),
 }
 
 
@@ -73,6 +75,14 @@ def sales_nav(context: dict[str, Any]) -> dict[str, Any]:
         "bills": can(Perm.CHECKOUT, Perm.REFUND, Perm.DAILY_CLOSE),
         "close": can(Perm.DAILY_CLOSE),
         "catalog": can(Perm.CATALOG_MANAGE, Perm.STORE_PRICE_SET),
-        "any": can(Perm.CHECKOUT, Perm.REFUND, Perm.DAILY_CLOSE, Perm.CATALOG_MANAGE, Perm.STORE_PRICE_SET),
+        "liability": can(Perm.PREPAID_REPORT),
+        "any": can(
+            Perm.CHECKOUT,
+            Perm.REFUND,
+            Perm.DAILY_CLOSE,
+            Perm.CATALOG_MANAGE,
+            Perm.STORE_PRICE_SET,
+            Perm.PREPAID_REPORT,
+        ),
         "section": section,
     }
