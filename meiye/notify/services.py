@@ -59,6 +59,11 @@ from meiye.org.roles import Perm
 log = logging.getLogger("meiye.notify")
 
 LEASE = timedelta(minutes=5)
+# A secret variable (a one-time code) is stored and shown as this; the real value reaches the provider only.
+SECRET_MASK = "******"  # noqa: S105 - the mask, not a secret
+# Apps whose events carry a secret register ``event -> function(message) -> the secret, or None when it may
+# no longer be sent`` (the app keeps the value encrypted and reads it back only for delivery).
+SECRET_SOURCES: dict[str, Callable[[Message], str | None]] = {}
 MAX_BODY = 1000
 MAX_SUBJECT = 200
 
@@ -96,6 +101,7 @@ def notify_event(
     language: str | None = None,
     recipient: str | None = None,
     now: datetime | None = None,
+    secret: str = "",
 ) -> list[Message]:
     """Tell a member about an event: one message per channel, rendered in her language, stored, and
     delivered after the caller's transaction commits.
@@ -111,8 +117,13 @@ def notify_event(
     than refused: a notification never makes the caller's operation fail. A marketing event during quiet
     hours is held until they end. Missing event variables, an unknown event or channel are programming
     errors (``ValueError``).
+
+    ``secret`` names a variable (a one-time code) that nobody may read in Meiye: the stored body shows
+    ``SECRET_MASK`` in its place and the delivery asks the event's ``SECRET_SOURCES`` entry for the value.
     """
     spec = event_spec(event)
+    if secret and (secret not in spec.variables or event not in SECRET_SOURCES):
+        raise ValueError(f"notify_event({event!r}): secret {secret!r} is not a variable or has no secret source")
     missing = [name for name in spec.required if name not in context and f"{name}_fen" not in context]
     if missing:
         raise ValueError(f"notify_event({event!r}) needs context {missing}")
@@ -147,6 +158,8 @@ def notify_event(
         "store": store.name if store is not None else "",
         **variables_for(context, lang),
     }
+    if secret:
+        values[secret] = SECRET_MASK
     zone = zone_of(store.time_zone if store is not None else conf.time_zone)
     quiet = marketing and in_quiet_hours(moment, start=conf.quiet_start, end=conf.quiet_end, zone=zone)
     messages: list[Message] = []
@@ -312,6 +325,17 @@ def message_deliver(*, message_id: int, now: datetime | None = None) -> Message 
             next_attempt_at=due,
             note=f"免打扰，{_local(due, zone)} 发送 / quiet hours until then",
         )
+    if message.event in SECRET_SOURCES and SECRET_MASK in (message.body or ""):
+        value = SECRET_SOURCES[message.event](message)
+        if not value:
+            return _record_attempt(
+                message,
+                SendResult(status="failed", error="secret expired or used / 验证码已失效", permanent=True),
+                "",
+                moment,
+            )
+        # In memory only: the stored body keeps the mask (``_record_attempt`` saves a fresh copy).
+        message.body = (message.body or "").replace(SECRET_MASK, value)
     provider_name = ""
     try:
         provider = provider_for(message.channel)
