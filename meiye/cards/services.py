@@ -30,6 +30,7 @@ from typing import Any
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from meiye.audit.services import audit_record
@@ -54,7 +55,7 @@ from meiye.cards.selectors import (
     normalise_number,
     payment_auth_required,
 )
-from meiye.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from meiye.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed, not_found
 from meiye.core.idempotency import canonical_hash, conflict_error, validate_key
 from meiye.core.money import Money
 from meiye.ledger.models import Journal
@@ -67,7 +68,7 @@ from meiye.notify.services import notify_event
 from meiye.org.context import Actor
 from meiye.org.models import Store
 from meiye.org.roles import Perm
-from meiye.org.selectors import store_get
+from meiye.org.selectors import store_get, stores_visible
 from meiye.wallet import services as wallet_services
 from meiye.wallet.models import CardProduct, Tender, WalletClosure
 
@@ -909,7 +910,8 @@ def stored_value_authorize(
     Runs in its own transaction and commits the failure count before raising: call it before opening the
     operation's transaction.
     """
-    member = member_get(actor, member.pk)
+    gate = _payment_gate(actor, member.pk)
+    member = gate.member
     if (card_number or "").strip():
         card = card_for_number(actor, card_number)
         if card.member_id != member.pk:
@@ -920,15 +922,64 @@ def stored_value_authorize(
                 field="card_number",
             )
         _refuse_card_status(card)
-    live = member_live_card(member)
-    if live is not None:
-        _refuse_card_status(live)
-    _authorize(actor, member, actor.store, password=password, code=code)
+    if gate.live_status is not None and gate.live_status != CardStatus.ACTIVE:
+        live = member_live_card(member)
+        if live is not None:
+            _refuse_card_status(live)
+    if not (gate.has_password or gate.store_requires_auth):
+        return
+    _authorize(actor, member, actor.store, password=password, code=code, required=True)
 
 
-def _authorize(actor: Actor, member: Member, store: Store | None, *, password: str, code: str) -> None:
-    """The password / code check of ``stored_value_authorize`` (own transaction, committed failures)."""
-    if not payment_auth_required(member, store):
+@dataclass(frozen=True)
+class _PaymentGate:
+    member: Member
+    live_status: str | None  # the status of her active, frozen or lost card, if she has one
+    has_password: bool
+    store_requires_auth: bool
+
+
+def _payment_gate(actor: Actor, member_id: int) -> _PaymentGate:
+    """What ``stored_value_authorize`` decides on, in ONE query (the checkout's hot path): the member as
+    the actor may see her (``member.not_found`` otherwise), her live card's status, whether she has a payment
+    password and whether the acting store requires one from everybody."""
+    store_id = actor.store.pk if actor.store is not None else None
+    # The scope of ``members.selectors.member_get``, with the visible stores as a subquery, not a query.
+    actor.require(Perm.MEMBER_VIEW)
+    visible = Member.objects.filter(organisation=actor.organisation).exclude(status=MemberStatus.MERGED)
+    if actor.staff is not None and not actor.staff.sees_all_stores:
+        visible = visible.filter(home_store_id__in=stores_visible(actor).values("pk"))
+    row = (
+        visible.filter(pk=member_id)
+        .select_related("home_store")
+        .annotate(
+            _live_status=Subquery(
+                MemberCard.objects.filter(member=OuterRef("pk"), status__in=LIVE_STATUSES).values("status")[:1]
+            ),
+            _has_password=Exists(PaymentPassword.objects.filter(member=OuterRef("pk")).exclude(password_hash="")),
+            _store_requires=Exists(
+                CardSettings.objects.filter(store_id=store_id or 0, require_payment_auth=True)  # 0: no store
+            ),
+        )
+        .first()
+    )
+    if row is None:
+        raise not_found("member.not_found", "会员", "Member")
+    annotated: Any = row
+    return _PaymentGate(
+        member=row,
+        live_status=annotated._live_status,
+        has_password=bool(annotated._has_password),
+        store_requires_auth=bool(annotated._store_requires),
+    )
+
+
+def _authorize(
+    actor: Actor, member: Member, store: Store | None, *, password: str, code: str, required: bool = False
+) -> None:
+    """The password / code check of ``stored_value_authorize`` (own transaction, committed failures).
+    ``required``: the caller knows authorisation is needed (else it is looked up)."""
+    if not required and not payment_auth_required(member, store):
         return
     password, code = (password or "").strip(), (code or "").strip()
     failure: ApplicationError | None = None

@@ -14,6 +14,8 @@ from meiye.sales.services import LineInput, TenderInput, bill_checkout
 # the lines; the tenders; the bill's completion; the audit row. Tiers add at most 2: the member's tier with the
 # ladder (``loyalty.tiers.member_tier_info``, read once per checkout) and, after the growth is posted, the
 # ladder with her earned tier and 12-month growth (``tier_after_bill``; it writes only on an upgrade).
+# Stored value adds 1 before the transaction: the member with her card's status, whether she has a payment
+# password and whether the store requires one (``cards.services.stored_value_authorize``, S-17).
 MAX_CHECKOUT_QUERIES = 20
 
 
