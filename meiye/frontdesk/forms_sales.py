@@ -217,7 +217,8 @@ class TenderForm(forms.Form):
         label=_("验证码"),
         required=False,
         max_length=8,
-        widget=forms.TextInput(
+        # Never sent back on a refused form: a code is used once, a second submit of it is a wrong try.
+        widget=forms.PasswordInput(
             attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "placeholder": _("或输入短信验证码")}
         ),
     )

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from meiye.core.errors import ApplicationError, ValidationFailed
+from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
 from meiye.members.models import Member
 from meiye.org.context import Actor
 from meiye.sales.models import BillLine, TenderKind
@@ -57,10 +57,7 @@ def authorize_stored_value(*, actor: Actor, member: Member | None, tenders: Sequ
     tender = next((t for t in tenders if t.kind == TenderKind.STORED_VALUE), None)
     if tender is None:
         return
-    try:
-        from meiye.cards.services import stored_value_authorize
-    except ImportError:  # TODO(lead): the cards app is being written; remove once it has landed
-        return
+    from meiye.cards.services import stored_value_authorize
 
     stored_value_authorize(
         actor=actor,
@@ -130,6 +127,12 @@ def package_tender_values(
                 field="tenders",
                 extra={"missing_sessions": left},
             )
+        if amount <= 0:
+            raise _bad(
+                where,
+                f"「{item.name}」在本单上免费，不需要用次卡支付",
+                f"{item.name} costs nothing on this bill; no sessions are needed",
+            )
         values[index] = PackageTenderValue(
             member_item_id=item.pk,
             sessions=sessions,
@@ -164,6 +167,47 @@ def gift_cards_for_tenders(actor: Actor, tenders: Sequence[Any]) -> dict[int, Gi
     return cards
 
 
+def check_prepaid_refundable(bill_id: int, tender_kinds: set[str], on: Any) -> None:
+    """A refund must be able to give back what the bill took: the sessions to a package that is still usable
+    (not refunded, transferred or expired since, S-22), the money to a gift card that has not expired since."""
+    if TenderKind.PACKAGE in tender_kinds:
+        from meiye.packages.models import PackageStatus, SessionUse
+
+        uses = SessionUse.objects.filter(bill_id=bill_id).select_related("member_item__member_package")
+        for use in uses:
+            item = use.member_item
+            package = item.member_package
+            gone = package.status not in (PackageStatus.ACTIVE, PackageStatus.FROZEN)
+            if gone or (item.valid_until is not None and item.valid_until < on):
+                raise Conflict(
+                    "refund.package_closed",
+                    zh=f"本单用「{package.name}」付款，该次卡已退款、转让或过期，次数无法退回：请改用其他方式处理。",
+                    en=(
+                        f"This bill was paid with sessions of {package.name}, which has been refunded, transferred "
+                        "or has expired since: the sessions cannot go back."
+                    ),
+                    field="lines",
+                )
+    if TenderKind.GIFT_CARD in tender_kinds:
+        from meiye.giftcards.models import GiftCardStatus
+        from meiye.sales.models import Tender
+
+        for tender in Tender.objects.filter(bill_id=bill_id, kind=TenderKind.GIFT_CARD).select_related("gift_card"):
+            card = tender.gift_card
+            if card is not None and (
+                card.status in (GiftCardStatus.EXPIRED, GiftCardStatus.VOID) or card.expires_on < on
+            ):
+                raise Conflict(
+                    "refund.gift_card_expired",
+                    zh=f"礼品卡 {card.masked_code} 已过期或作废，退回的钱会作废：请联系店长以其他方式退款。",
+                    en=(
+                        f"Gift card {card.masked_code} has expired or been voided: money put back on it would be lost. "
+                        "Ask the manager to refund another way."
+                    ),
+                    field="lines",
+                )
+
+
 def package_lines(lines: Sequence[BillLine]) -> list[BillLine]:
     return [line for line in lines if line.kind == PACKAGE_LINE_KIND]
 
@@ -196,10 +240,13 @@ def _bad(where: str, zh: str, en: str) -> ValidationFailed:
 # --- the prepaid apps' calls, imported when first used (TODO(lead): import at the top once they have landed) ---
 
 
-def package_sessions_use(**kwargs: Any) -> Any:
+def package_sessions_use(*, index: int, **kwargs: Any) -> Any:
     from meiye.packages.services import package_sessions_use as use
 
-    return use(**kwargs)
+    try:
+        return use(**kwargs)
+    except ApplicationError as exc:
+        raise at_tender(index, exc) from None
 
 
 def packages_issue_for_bill(**kwargs: Any) -> Any:
@@ -239,3 +286,9 @@ def gift_card_after_refund(**kwargs: Any) -> Any:
     from meiye.giftcards.services import gift_card_after_refund as after_refund
 
     return after_refund(**kwargs)
+
+
+def gift_card_code_index(code: str) -> str:
+    from meiye.giftcards.selectors import code_index_of, normalise_code
+
+    return code_index_of(normalise_code(code))

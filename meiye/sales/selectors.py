@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
+from meiye.contracts.models import Contract
 from meiye.core.errors import forbidden, not_found
 from meiye.core.money import Money
 from meiye.ledger.models import Entry
@@ -25,6 +26,7 @@ from meiye.org.context import Actor
 from meiye.org.models import Store
 from meiye.org.roles import Perm
 from meiye.org.selectors import store_get, stores_visible
+from meiye.packages.models import MemberPackage
 from meiye.sales.models import Bill, BillLine, BillStatus, Refund, RefundLine, RefundTender, Tender, TenderKind
 from meiye.sales.pricing import points_offset_cap_fen, points_offset_quote
 from meiye.sales.services import _apply_offers, sales_settings_for
@@ -454,3 +456,11 @@ def points_offset_quote_for(actor: Actor, member: Member, *, store: Store, payab
         points_per_yuan=per_yuan,
         cap=Money(points_offset_cap_fen(payable.fen, settings.points_offset_cap_bp)),
     )
+
+
+def bill_contracts(actor: Actor, bill: Bill) -> list[Contract]:
+    """The prepaid contracts of the packages sold on the bill (the receipt offers them for signing)."""
+    ids = MemberPackage.objects.filter(organisation=actor.organisation, bill_id=bill.pk, contract__isnull=False).values(
+        "contract_id"
+    )
+    return list(Contract.objects.filter(pk__in=ids).order_by("pk"))

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -109,10 +109,12 @@ from meiye.sales.prepaid import (
     PackageTenderValue,
     authorize_stored_value,
     check_package_buyer,
+    check_prepaid_refundable,
     gift_card_account_key,
     gift_card_after_refund,
     gift_card_after_use,
     gift_card_check,
+    gift_card_code_index,
     gift_cards_for_tenders,
     needs_stored_value_auth,
     package_lines,
@@ -217,7 +219,8 @@ class TenderInput:
             payload["package_item"] = self.package_item_id
             payload["sessions"] = self.sessions
         if self.gift_card_code:
-            payload["gift_card"] = hashlib.sha256(self.gift_card_code.encode()).hexdigest()
+            # The card's keyed index: the same card however the code was typed, and never the code itself.
+            payload["gift_card"] = gift_card_code_index(self.gift_card_code)
         return payload
 
 
@@ -829,12 +832,15 @@ def _complete(
             for plan in plans
         ]
     )
-    # 6. Prepaid: the sessions the bill used, the gift cards it took, the packages it sold (ADR 0006).
+    # 6. Prepaid: the sessions the bill used, the gift cards it took, the packages it sold (ADR 0006), in the
+    #    bill's store whichever store the cashier has chosen.
+    prepaid_actor = actor if actor.store == store else replace(actor, store=store)
     for index, plan in enumerate(plans):
         if plan.package is not None:
             assert member is not None
             package_sessions_use(
-                actor=actor,
+                index=index,
+                actor=prepaid_actor,
                 member=member,
                 member_item_id=plan.package.member_item_id,
                 sessions=plan.package.sessions,
@@ -845,7 +851,7 @@ def _complete(
             )
         elif plan.gift_card is not None:
             gift_card_after_use(
-                actor=actor,
+                actor=prepaid_actor,
                 card=plan.gift_card,
                 amount_fen=plan.amount_fen,
                 bill_id=bill.pk,
@@ -854,7 +860,7 @@ def _complete(
     sold = package_lines(lines)
     if sold:
         assert member is not None  # check_package_buyer
-        packages_issue_for_bill(actor=actor, bill_id=bill.pk, member=member, lines=sold)
+        packages_issue_for_bill(actor=prepaid_actor, bill_id=bill.pk, member=member, lines=sold)
     _remember_rows(bill, lines=lines, tenders=tender_rows)
     bill.status = BillStatus.COMPLETED
     bill.completed_at = timezone.now()
@@ -1250,6 +1256,9 @@ def _refund(
     tenders = list(locked.tenders.order_by("pk"))
     store = locked.store
     _check_prepaid_refund(locked, lines, quantities, tenders, is_full)
+    check_prepaid_refundable(
+        locked.pk, {t.kind for t in tenders}, timezone.localtime(timezone.now(), _zone(store)).date()
+    )
 
     refund = Refund.objects.create(
         organisation=locked.organisation,

@@ -238,3 +238,62 @@ def test_a_gift_card_cannot_pay_more_than_it_holds(
     assert refused.value.code == "giftcard.insufficient"
     assert gift_card_balance(gift_card) == Money.parse("500.00")
     assert not Bill.objects.filter(idempotency_key="too-much").exists()
+
+
+def test_a_bill_whose_package_was_refunded_since_cannot_give_its_sessions_back(
+    cashier: Actor, manager_at_till: Actor, member: Member, facial: Item, bought: MemberPackageItem
+) -> None:
+    from meiye.packages.services import package_refund
+
+    bill = _use_one(cashier, member, facial, bought, "use-then-refund")
+    package_refund(
+        actor=manager_at_till,
+        member_package=bought.member_package,
+        tender="cash",
+        idempotency_key="refund-package",
+        reason="不做了",
+    )
+
+    with pytest.raises(ApplicationError) as refused:
+        bill_refund(actor=manager_at_till, bill=bill, reason="退单", idempotency_key="refund-bill")
+
+    assert refused.value.code == "refund.package_closed"
+    assert not bill.refunds.exists()
+
+
+def test_a_retried_checkout_finds_the_same_gift_card_however_its_code_was_typed(
+    cashier: Actor, member: Member, care: Item, gift_card: GiftCard
+) -> None:
+    from meiye.giftcards.selectors import format_code
+
+    def pay(code: str) -> Bill:
+        return bill_checkout(
+            actor=cashier,
+            member=member,
+            lines=[LineInput(item_id=care.pk)],
+            tenders=[
+                TenderInput(kind="gift_card", amount=Money.parse("500.00"), gift_card_code=code),
+                TenderInput(kind="cash", amount=Money.parse("100.00")),
+            ],
+            idempotency_key="gift-retry",
+        )
+
+    first = pay(gift_card.code)
+    assert pay(format_code(gift_card.code).lower()).pk == first.pk
+    assert gift_card_balance(gift_card) == Money(0)
+
+
+def test_sessions_for_a_free_service_are_refused_cleanly(
+    cashier: Actor, member: Member, facial: Item, bought: MemberPackageItem, manager: Staff, manager_pin: str
+) -> None:
+    with pytest.raises(ApplicationError) as refused:
+        bill_checkout(
+            actor=cashier,
+            member=member,
+            lines=[LineInput(item_id=facial.pk, unit_price=Money(0), approver_id=manager.pk, approval_pin=manager_pin)],
+            tenders=[TenderInput(kind="package", package_item_id=bought.pk, sessions=1)],
+            idempotency_key="free",
+        )
+    assert refused.value.code in {"sales.invalid_tender", "sales.tender_mismatch"}
+    bought.refresh_from_db()
+    assert bought.remaining == 10

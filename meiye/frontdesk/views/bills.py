@@ -36,7 +36,7 @@ from meiye.frontdesk.views.common import get_actor, staff_view
 from meiye.org.models import Store
 from meiye.org.roles import Perm
 from meiye.sales.models import Bill, BillStatus, TenderKind
-from meiye.sales.selectors import bill_get, bills_list, daily_close, receipt
+from meiye.sales.selectors import bill_contracts, bill_get, bills_list, daily_close, receipt
 from meiye.sales.services import bill_refund, bill_void
 
 RECEIPT_FORMATS = ("80mm", "a4")
@@ -172,6 +172,7 @@ def receipt_view(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "bill": bill,
         "r": receipt(actor, bill),
+        "contracts": bill_contracts(actor, bill),
         "paper": paper,
         "done": request.GET.get("done") == "1",
         "can_checkout": actor.can(Perm.CHECKOUT),

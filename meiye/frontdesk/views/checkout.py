@@ -10,6 +10,7 @@ completion instead of charging twice, and a reload after completion finds the bi
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -163,9 +164,9 @@ def _member_panel(member: Member | None) -> dict[str, Any] | None:
 
 def _package_choices(actor: Actor, bill: Bill) -> list[tuple[int, str]]:
     """The member's package items that can pay today: (item id, "面部护理10次卡 · 基础面部护理 · 剩 9 次 · 至 2027-01-15")."""
-    if bill.member is None or not actor.can(Perm.MEMBER_VIEW):
+    if bill.member is None:
         return []
-    today = timezone.localdate()
+    today = timezone.localtime(timezone.now(), ZoneInfo(bill.store.time_zone)).date()
     choices: list[tuple[int, str]] = []
     for package in member_packages(actor, bill.member, include_closed=False):
         if package.status != PackageStatus.ACTIVE:
@@ -207,7 +208,7 @@ def _bill_context(
         "tender_form": tender_form
         or TenderForm(initial={"idempotency_key": checkout_key(request, bill)}, package_choices=package_choices),
         "has_packages": bool(package_choices),
-        "sv_auth": bill.member is not None and payment_auth_required(bill.member, bill.store),
+        "sv_auth": bill.member is not None and payment_auth_required(bill.member, actor.store),
         "floor_bp": settings.manual_discount_floor_bp,
         "points_per_yuan": int(bill.member_snapshot.get("points_per_yuan_offset") or settings.points_per_yuan_offset),
         **offers,
