@@ -50,6 +50,8 @@ def test_recharge_3000_with_bonus_100(manager_api, reception_api, shopper, store
         "principal_fen": 300_000,
         "bonus_fen": 10_000,
         "total_fen": 310_000,
+        "pending": "0.00",
+        "pending_fen": 0,
     }
     assert reception_api.get(_wallet(shopper)).json() == body["wallet"]
     history = reception_api.get(_wallet(shopper) + "history/").json()
@@ -245,3 +247,128 @@ def test_a_receptionist_cannot_give_a_bonus_by_hand(reception_api, shopper):
     assert response.json()["code"] == "wallet.bonus_not_allowed"
     assert response.json()["field"] == "bonus"
     assert ledger_state() == before
+
+
+# --- card products, recharge rules, preview, instalments, refunds (issue 5) -------------------------------
+
+
+def _setup_s13(hq_api) -> tuple[int, int]:
+    product = hq_api.post(
+        "/api/v1/card-products/",
+        {"code": "standard", "name": "储值卡", "named_cap": "50000.00", "is_default": True},
+        format="json",
+    )
+    assert product.status_code == 201, product.json()
+    body = product.json()
+    assert (body["named_cap"], body["anonymous_cap"], body["cooling_off_days"]) == ("50000.00", None, 7)
+    rule = hq_api.post(
+        f"/api/v1/card-products/{body['id']}/rules/",
+        {"threshold": "3000.00", "bonus": "600.00", "instalments": 6, "bonus_points": 300},
+        format="json",
+    )
+    assert rule.status_code == 201, rule.json()
+    assert (rule.json()["threshold"], rule.json()["bonus"], rule.json()["instalments"]) == ("3000.00", "600.00", 6)
+    return body["id"], rule.json()["id"]
+
+
+def test_card_products_and_rules_crud(hq_api, reception_api):
+    product_id, rule_id = _setup_s13(hq_api)
+    assert [p["code"] for p in reception_api.get("/api/v1/card-products/").json()["results"]] == ["standard"]
+    changed = hq_api.put(
+        f"/api/v1/card-products/{product_id}/",
+        {"code": "standard", "name": "标准储值卡", "named_cap": None, "cooling_off_days": 10},
+        format="json",
+    )
+    assert changed.status_code == 200, changed.json()
+    assert (changed.json()["name"], changed.json()["named_cap"], changed.json()["cooling_off_days"]) == (
+        "标准储值卡",
+        None,
+        10,
+    )
+    off = hq_api.put(
+        f"/api/v1/card-products/{product_id}/rules/{rule_id}/",
+        {"threshold": "3000.00", "bonus": "600.00", "instalments": 6, "active": False},
+        format="json",
+    )
+    assert off.status_code == 200 and off.json()["active"] is False
+    rules = reception_api.get(f"/api/v1/card-products/{product_id}/rules/").json()["results"]
+    assert [r["id"] for r in rules] == [rule_id]
+    # a receptionist may read but not change them
+    refused = reception_api.post("/api/v1/card-products/", {"code": "x", "name": "x"}, format="json")
+    assert refused.status_code == 403 and refused["Content-Type"] == PROBLEM
+    assert hq_api.get("/api/v1/card-products/999999/").status_code == 404
+
+
+def test_preview_recharge_with_rule_instalments_and_refund(hq_api, reception_api, manager_api, shopper):
+    _setup_s13(hq_api)
+    preview = reception_api.get(f"/api/v1/members/{shopper.pk}/wallet/recharge/preview/?amount=3000.00")
+    assert preview.status_code == 200, preview.json()
+    body = preview.json()
+    assert body["text_zh"] == "充3000送600：立即到账 100.00，另 500.00 分 5 个月到账，送 300 积分"
+    assert (body["now"], body["pending"], body["points"], len(body["later"])) == ("100.00", "500.00", 300, 5)
+
+    response = _recharge(reception_api, shopper, {"amount": "3000.00", "tender": "wechat"}, key="rc-s13")
+    assert response.status_code == 201, response.json()
+    recharge = response.json()
+    assert (recharge["bonus"], recharge["pending_bonus"], recharge["bonus_points"]) == ("100.00", "500.00", 300)
+    assert (recharge["wallet"]["pending"], recharge["wallet"]["total"]) == ("500.00", "3100.00")
+    assert recharge["contract_id"] is not None
+
+    instalments = reception_api.get(f"/api/v1/members/{shopper.pk}/wallet/instalments/?pending=1").json()
+    assert [(i["seq"], i["amount"], i["status"]) for i in instalments["results"]] == [
+        (k, "100.00", "pending") for k in range(2, 7)
+    ]
+
+    url = f"/api/v1/members/{shopper.pk}/wallet/recharges/{recharge['id']}/refund/"
+    refused = reception_api.post(url, {"tender": "wechat", "reason": "反悔"}, format="json", HTTP_IDEMPOTENCY_KEY="r1")
+    assert refused.status_code == 403
+    refunded = manager_api.post(url, {"tender": "wechat", "reason": "反悔"}, format="json", HTTP_IDEMPOTENCY_KEY="r1")
+    assert refunded.status_code == 200, refunded.json()
+    assert refunded.json()["refunded_at"] is not None
+    assert refunded.json()["wallet"]["total"] == "0.00" and refunded.json()["wallet"]["pending"] == "0.00"
+    again = manager_api.post(url, {"tender": "wechat", "reason": "反悔"}, format="json", HTTP_IDEMPOTENCY_KEY="r2")
+    assert again.status_code == 409 and again.json()["code"] == "wallet.recharge_refunded"
+
+
+def test_cap_exceeded_is_a_problem_naming_amount(hq_api, reception_api, shopper):
+    product_id, _rule = _setup_s13(hq_api)
+    hq_api.put(
+        f"/api/v1/card-products/{product_id}/",
+        {"code": "standard", "name": "储值卡", "named_cap": "5000.00", "is_default": True},
+        format="json",
+    )
+    assert _recharge(reception_api, shopper, {"amount": "4000.00", "tender": "cash"}, key="a").status_code == 201
+    before = ledger_state()
+    response = _recharge(reception_api, shopper, {"amount": "1500.00", "tender": "cash"}, key="b")
+    assert response.status_code in (400, 409, 422)
+    assert response["Content-Type"] == PROBLEM
+    body = response.json()
+    assert (body["code"], body["field"]) == ("wallet.cap_exceeded", "amount")
+    assert (body["extra"]["cap"], body["extra"]["room"]) == ("5000.00", "1000.00")
+    assert ledger_state() == before
+
+
+def test_close_and_transfer(hq_api, manager_api, reception_api, shopper, make_member, store1):
+    _setup_s13(hq_api)
+    assert _recharge(reception_api, shopper, {"amount": "3000.00", "tender": "wechat"}, key="a").status_code == 201
+    other = make_member(store1)
+    moved = manager_api.post(
+        f"/api/v1/members/{shopper.pk}/wallet/transfer/",
+        {"target_id": other.pk, "reason": "转给家人"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="t",
+    )
+    assert moved.status_code == 201, moved.json()
+    assert (moved.json()["source"]["total"], moved.json()["target"]["pending"]) == ("0.00", "500.00")
+    closed = manager_api.post(
+        f"/api/v1/members/{other.pk}/wallet/close/",
+        {"tender": "cash", "reason": "退卡"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="c",
+    )
+    assert closed.status_code == 201, closed.json()
+    assert (closed.json()["principal"], closed.json()["bonus_forfeited"], closed.json()["pending_cancelled"]) == (
+        "3000.00",
+        "100.00",
+        "500.00",
+    )

@@ -157,3 +157,172 @@ def test_wallet_of_a_member_of_another_store_is_404(receptionist, store2, make_m
 
     assert response.status_code == 404
     assert sales_state() == before
+
+
+# --- card products, rules, preview, instalments, cooling-off refund, close (issue 5) ------------------------
+
+from pathlib import Path  # noqa: E402
+
+import polib  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from meiye.wallet.models import BonusInstalment, CardProduct, RechargeRule, WalletClosure  # noqa: E402
+from meiye.wallet.services import (  # noqa: E402
+    CardProductInput,
+    RechargeRuleInput,
+    card_product_save,
+    recharge_rule_save,
+)
+
+BASE = Path(settings.BASE_DIR)
+
+
+@pytest.fixture
+def s13_product(hq_admin, store1, actor_for) -> CardProduct:
+    hq = actor_for(hq_admin, store1)
+    product = card_product_save(actor=hq, data=CardProductInput(code="standard", name="储值卡", is_default=True))
+    recharge_rule_save(
+        actor=hq,
+        product=product,
+        data=RechargeRuleInput(threshold_fen=300_000, bonus_fen=60_000, instalments=6, bonus_points=300),
+    )
+    return product
+
+
+def _key_after(content: str, marker: str) -> str:
+    match = re.search(r'name="idempotency_key" value="([^"]+)"', content[content.index(marker) :])
+    assert match is not None
+    return match.group(1)
+
+
+def test_recharge_preview_and_recharge_with_a_product(receptionist, vip, s13_product, client_for):
+    client = client_for(receptionist)
+    page = client.get(f"/members/{vip.pk}/wallet/").content.decode()
+    assert f'hx-get="/members/{vip.pk}/wallet/recharge/preview/"' in page and "储值卡" in page
+
+    preview = client.get(
+        f"/members/{vip.pk}/wallet/recharge/preview/", {"amount": "3000", "product": s13_product.pk}
+    ).content.decode()
+    assert "充3000送600：立即到账 100.00，另 500.00 分 5 个月到账，送 300 积分" in preview
+    english = client_for(receptionist, language="en")
+    preview_en = english.get(f"/members/{vip.pk}/wallet/recharge/preview/", {"amount": "3000"}).content.decode()
+    assert "100.00 at once, 500.00 more over 5 months, 300 points" in preview_en
+    assert (
+        "没有充值赠送" in client.get(f"/members/{vip.pk}/wallet/recharge/preview/", {"amount": "10"}).content.decode()
+    )
+
+    response = client.post(
+        f"/members/{vip.pk}/wallet/recharge/",
+        {
+            "product": s13_product.pk,
+            "named": "1",
+            "amount": "3000.00",
+            "tender": "wechat",
+            "idempotency_key": _recharge_key(client, vip),
+        },
+    )
+    assert response.status_code == 302
+    page = client.get(f"/members/{vip.pk}/wallet/").content.decode()
+    assert re.search(r'data-testid="pending">¥500.00<', page)
+    assert page.count('data-testid="instalment"') == 5
+    # a receptionist sees neither the cooling-off refund nor the close
+    assert "/refund/" not in page and "/wallet/close/" not in page
+
+
+def test_cooling_off_refund_and_close_pages(manager, make_member, store1, s13_product, client_for):
+    member = make_member(store1)
+    client = client_for(manager)
+    client.post(
+        f"/members/{member.pk}/wallet/recharge/",
+        {"amount": "3000.00", "tender": "wechat", "product": s13_product.pk, "idempotency_key": "page-rc"},
+    )
+    recharge = Recharge.objects.get(member=member)
+    page = client.get(f"/members/{member.pk}/wallet/").content.decode()
+    url = f"/members/{member.pk}/wallet/recharges/{recharge.pk}/refund/"
+    assert url in page and "/wallet/close/" in page
+
+    # a refund without a reason stays on the page with the error beside the field
+    bad = client.post(url, {"tender": "wechat", "reason": "", "idempotency_key": "r0"})
+    assert bad.status_code == 400 and field_errors(bad.content.decode(), "reason")
+
+    ok = client.post(url, {"tender": "wechat", "reason": "冷静期反悔", "idempotency_key": "r1"})
+    assert ok.status_code == 302
+    recharge.refresh_from_db()
+    assert recharge.refunded_at is not None
+    assert set(BonusInstalment.objects.values_list("status", flat=True)) == {"cancelled"}
+
+    # nothing left: closing is refused beside the form
+    client.post(
+        f"/members/{member.pk}/wallet/recharge/",
+        {"amount": "100.00", "tender": "cash", "product": s13_product.pk, "idempotency_key": "page-rc2"},
+    )
+    closed = client.post(
+        f"/members/{member.pk}/wallet/close/", {"tender": "cash", "reason": "退卡", "idempotency_key": "c1"}
+    )
+    assert closed.status_code == 302
+    assert WalletClosure.objects.get(member=member).principal_fen == 10_000
+
+
+def test_refund_and_close_need_prepaid_refund(receptionist, vip, client_for):
+    client = client_for(receptionist)
+    assert client.post(f"/members/{vip.pk}/wallet/close/", {"tender": "cash", "reason": "x"}).status_code == 403
+
+
+def test_card_products_and_rules_pages(hq_admin, receptionist, client_for):
+    client = client_for(hq_admin)
+    assert client.get("/settings/card-products/").status_code == 200
+    created = client.post(
+        "/settings/card-products/new/",
+        {"code": "vip", "name": "VIP储值卡", "named_cap": "5000", "cooling_off_days": "7", "active": "on"},
+    )
+    assert created.status_code == 302
+    product = CardProduct.objects.get(code="vip")
+    assert (product.named_cap_fen, product.anonymous_cap_fen) == (500_000, None)
+    rule = client.post(
+        f"/settings/card-products/{product.pk}/rules/new/",
+        {
+            "threshold": "3000",
+            "bonus": "600",
+            "instalments": "6",
+            "bonus_points": "300",
+            "coupon_count": "0",
+            "grant_months": "12",
+            "active": "on",
+        },
+    )
+    assert rule.status_code == 302, rule.content.decode()
+    saved = RechargeRule.objects.get(product=product)
+    assert (saved.threshold_fen, saved.bonus_fen, saved.instalments) == (300_000, 60_000, 6)
+    page = client.get(f"/settings/card-products/{product.pk}/").content.decode()
+    assert "充3000送600" in page
+    bad = client.post(
+        f"/settings/card-products/{product.pk}/rules/{saved.pk}/",
+        {"threshold": "3000", "instalments": "0", "bonus_points": "0", "coupon_count": "0", "grant_months": "12"},
+    )
+    assert bad.status_code == 400 and field_errors(bad.content.decode(), "instalments")
+    assert client_for(receptionist).get("/settings/card-products/").status_code == 403
+    english = client_for(hq_admin, language="en").get("/settings/card-products/").content.decode()
+    assert "Card products" in english and "Named-card principal cap" in english
+
+
+def test_every_new_string_is_translated_and_no_inline_script():
+    wanted: set[str] = set()
+    templates = [
+        *(BASE / "meiye/frontdesk/templates/frontdesk/wallet").glob("*.html"),
+        *(BASE / "meiye/frontdesk/templates/frontdesk/card_products").glob("*.html"),
+    ]
+    for template in templates:
+        text = template.read_text(encoding="utf-8")
+        assert "<script" not in text and "style=" not in text, template
+        wanted |= set(re.findall(r"{%\s*translate\s+[\"']([^\"']+)[\"']", text))
+        for body in re.findall(r"{%\s*blocktranslate[^%]*%}(.*?){%\s*endblocktranslate", text, re.S):
+            wanted.add(re.sub(r"{{\s*(\w+)\s*}}", r"%(\1)s", body))
+    for source in ("views/wallet.py", "views/card_products_pages.py", "forms_wallet.py"):
+        wanted |= set(re.findall(r"_(?:lazy)?\(\s*\"([^\"]+)\"", (BASE / "meiye/frontdesk" / source).read_text()))
+    translated = {
+        entry.msgid
+        for catalogue in ("locale/en/LC_MESSAGES/django.po", "meiye/wallet/locale/en/LC_MESSAGES/django.po")
+        for entry in polib.pofile(str(BASE / catalogue))
+        if entry.msgstr
+    }
+    assert sorted(wanted - translated) == []
