@@ -20,11 +20,13 @@ def test_seed_demo_adds_bills_recharges_and_refunds_and_the_ledger_is_clean(db):
     call_command("seed_demo", members=40, days=3, stdout=out)
 
     bills = Bill.objects.filter(status=BillStatus.COMPLETED)
-    assert Item.objects.count() == 11
+    assert Item.objects.filter(kind__in=["service", "product"]).count() == 11
+    assert Item.objects.filter(kind="package").count() == 2  # the demo's count card and combo package
     assert bills.count() == 3 * 3 * 4  # 3 stores x 3 days x 4 bills, none refused
     assert Recharge.objects.count() >= 1
     assert PointsLot.objects.exists()
     assert "refused" not in out.getvalue()
+    assert "储值与卡 Cards and prepaid: 2 recharge rules, 2 packages, 5 member cards, 2 gift cards" in out.getvalue()
     assert verify_ledger() == []
 
     counts = (Bill.objects.count(), Recharge.objects.count(), Refund.objects.count(), PointsLot.objects.count())

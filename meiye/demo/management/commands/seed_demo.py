@@ -11,6 +11,7 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from meiye.demo.prepaid import seed_prepaid
 from meiye.demo.sales_history import seed_sales_history
 from meiye.members import demo_data
 from meiye.members.management.commands.seed_demo_members import (
@@ -51,8 +52,14 @@ class Command(BaseCommand):
         )
         organisation = Organisation.objects.get(code=demo_data.ORG_CODE)
         counts = seed_sales_history(organisation=organisation, days=days)
+        prepaid = seed_prepaid(organisation=organisation)
         if options["quiet"]:
             return
+        if not prepaid.skipped:
+            self.stdout.write(
+                f"  储值与卡 Cards and prepaid: {prepaid.rules} recharge rules, {prepaid.packages} packages, "
+                f"{prepaid.cards} member cards, {prepaid.gift_cards} gift cards"
+            )
         if counts.skipped:
             self.stdout.write("  收银记录 Front-desk history: already there (or --days 0) / 已存在，跳过")
         else:
