@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 class ItemKind(models.TextChoices):
     SERVICE = "service", _("服务 Service")
     PRODUCT = "product", _("产品 Product")
+    PACKAGE = "package", _("套餐 Package")
 
 
 class EarningCategory(models.TextChoices):
@@ -75,7 +76,7 @@ class Item(models.Model):
             models.UniqueConstraint(fields=["organisation", "code"], name="catalog_item_unique_code"),
             models.CheckConstraint(condition=models.Q(price_fen__gte=0), name="catalog_item_price_not_negative"),
             models.CheckConstraint(
-                condition=models.Q(kind="product") | models.Q(duration_minutes__gt=0),
+                condition=~models.Q(kind="service") | models.Q(duration_minutes__gt=0),
                 name="catalog_service_has_duration",
             ),
         ]

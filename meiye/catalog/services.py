@@ -115,6 +115,10 @@ def item_save(
                 field="duration_minutes",
             )
         product_type = ""
+    elif category.kind == ItemKind.PACKAGE:
+        # A package (计次卡/套餐) is sold like a product but holds no stock: no duration, no product type.
+        duration_minutes = None
+        product_type = ""
     else:
         duration_minutes = None
         _check_choice(product_type or ProductType.RETAIL, ProductType, "product_type")

@@ -7,3 +7,12 @@ class PackagesConfig(AppConfig):
     name = "meiye.packages"
     label = "packages"
     verbose_name = "Packages"
+
+    def ready(self) -> None:
+        from meiye.members.services import EXPORT_SECTIONS, MERGE_HOOKS
+        from meiye.packages.services import packages_export_section, packages_merge
+
+        if packages_merge not in MERGE_HOOKS:
+            MERGE_HOOKS.append(packages_merge)
+        if packages_export_section not in EXPORT_SECTIONS:
+            EXPORT_SECTIONS.append(packages_export_section)
