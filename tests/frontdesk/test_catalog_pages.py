@@ -18,13 +18,20 @@ def _salesnav(content: str) -> list[str]:
 
 
 def test_sales_navigation_follows_permissions(receptionist, manager, beautician, hq_admin, client_for):
-    assert _salesnav(client_for(receptionist).get("/members/").content.decode()) == ["收银台", "消费单", "积分商城"]
+    assert _salesnav(client_for(receptionist).get("/members/").content.decode()) == [
+        "收银台",
+        "消费单",
+        "积分商城",
+        "礼品卡",
+    ]
     assert _salesnav(client_for(manager).get("/members/").content.decode()) == [
         "收银台",
         "消费单",
         "日结",
         "项目与价格",
         "积分商城",
+        "礼品卡",
+        "预付负债",
     ]
     assert _salesnav(client_for(beautician).get("/members/").content.decode()) == []
     assert _salesnav(client_for(hq_admin, language="en").get("/members/").content.decode()) == [
@@ -33,6 +40,8 @@ def test_sales_navigation_follows_permissions(receptionist, manager, beautician,
         "Daily close",
         "Catalogue",
         "Points mall",
+        "Gift cards",
+        "Prepaid liability",
     ]
     current = client_for(receptionist).get("/bills/").content.decode()
     assert '<a href="/bills/" aria-current="page">' in current
