@@ -20,7 +20,8 @@ help:
 	@echo "make test-browser  only the browser tests (Debian chromium at /usr/bin/chromium)"
 	@echo "make lint          ruff, ruff format --check, mypy, import-linter, makemigrations --check"
 	@echo "make audit         pip-audit over requirements.lock (AUDIT_STRICT=1 fails on un-auditable packages)"
-	@echo "make bench         benchmarks under benchmarks/ (checkout, then loyalty jobs: LOYALTY_BENCH_ARGS=--quick)"
+	@echo "make bench         benchmarks under benchmarks/: checkout, loyalty jobs, bonus instalments, package expiry"
+	@echo "                   (LOYALTY_BENCH_ARGS / INSTALMENTS_BENCH_ARGS / PACKAGES_BENCH_ARGS=--quick for a short run)"
 
 $(VENV)/.installed: requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +78,8 @@ audit: setup
 bench: setup
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 	$(PY) benchmarks/loyalty.py $(LOYALTY_BENCH_ARGS)
+	$(PY) benchmarks/instalments.py $(INSTALMENTS_BENCH_ARGS)
+	$(PY) benchmarks/packages_expiry.py $(PACKAGES_BENCH_ARGS)
 
 # Regenerate requirements.lock from pyproject.toml (run after changing a dependency).
 lock:

@@ -878,6 +878,13 @@ def package_refund(
     package = member_package_get(actor, member_package.pk)
     on = on or local_today(store)
     with transaction.atomic():
+        # The store's accounts first, then the package and its items: the order a checkout takes them in
+        # (its balances, then ``package_sessions_use``), so a refund and a checkout cannot deadlock.
+        keys = [
+            store_account_key(store=package.store, kind="revenue"),
+            store_account_key(store=store, kind=f"tender_{tender}"),
+        ]
+        locked = accounts_lock(organisation_id=actor.organisation.pk, keys=keys)
         package = MemberPackage.objects.select_for_update().get(pk=package.pk)
         done = PackageAdjustment.objects.filter(member_package=package, idempotency_key=key).first()
         if done is not None:
@@ -890,11 +897,6 @@ def package_refund(
         quote = refund_quote(package, items, on)
         legs: list[Leg] = []
         if quote.amount_fen:
-            keys = [
-                store_account_key(store=package.store, kind="revenue"),
-                store_account_key(store=store, kind=f"tender_{tender}"),
-            ]
-            locked = accounts_lock(organisation_id=actor.organisation.pk, keys=keys)
             legs += [Leg(locked.get(keys[0]), -quote.amount_fen), Leg(locked.get(keys[1]), quote.amount_fen)]
         returned = {}
         for item in items:
