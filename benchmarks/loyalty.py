@@ -44,25 +44,31 @@ SCAN_DAY = date(2026, 6, 15)
 # --- the driver ----------------------------------------------------------------------------------------------
 
 
-def throwaway_env(backend: str) -> dict[str, str]:
-    """A fresh copy of the 10k checkout benchmark database, prepared first if missing."""
+def throwaway_env(backend: str, pg_base: str | None = None) -> dict[str, str]:
+    """A fresh copy of the 10k checkout benchmark database, prepared first if missing. ``pg_base`` names
+    another PostgreSQL base database (the copy is ``<base>_loyalty``)."""
     from benchmarks.run import db_env, prepare
 
     base = db_env(backend, BASE_MEMBERS)
+    if backend == "postgresql" and pg_base:
+        base = {**base, "DATABASE_URL": f"{PG}/{pg_base}"}
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", pg_base], capture_output=True, check=False)
     if backend == "postgresql":
+        source_db = pg_base or f"meiye_bench_{BASE_MEMBERS}"
+        copy_db = f"{source_db}_loyalty" if pg_base else "meiye_bench_loyalty"
         exists = subprocess.run(
             ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", "SELECT count(*) FROM django_migrations"],
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, "PGDATABASE": f"meiye_bench_{BASE_MEMBERS}"},
+            env={**os.environ, "PGDATABASE": source_db},
         )
         if exists.returncode != 0 or not exists.stdout.strip().isdigit():
             prepare(base, BASE_MEMBERS)
         pg = ["-h", "127.0.0.1", "-U", "postgres"]
-        subprocess.run(["dropdb", *pg, "--if-exists", "meiye_bench_loyalty"], check=True)
-        subprocess.run(["createdb", *pg, "-T", f"meiye_bench_{BASE_MEMBERS}", "meiye_bench_loyalty"], check=True)
-        return {**base, "DATABASE_URL": f"{PG}/meiye_bench_loyalty"}
+        subprocess.run(["dropdb", *pg, "--if-exists", copy_db], check=True)
+        subprocess.run(["createdb", *pg, "-T", source_db, copy_db], check=True)
+        return {**base, "DATABASE_URL": f"{PG}/{copy_db}"}
     source = Path(base["MEIYE_SQLITE_PATH"])
     if not source.exists():
         prepare(base, BASE_MEMBERS)
@@ -84,6 +90,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="expiry batch size (default: the service's)")
     parser.add_argument("--no-dormant", action="store_true", help="skip the dormant scan (slow on PostgreSQL)")
     parser.add_argument("--quick", action="store_true", help="50k members, 20k lots over 4k members")
+    parser.add_argument(
+        "--parts",
+        default="build,expiry,scans,checkout",
+        help="what to run; without 'build', --inner runs on an already built database (DATABASE_URL / MEIYE_SQLITE_PATH)",
+    )
+    parser.add_argument("--pg-base", default=None, help="PostgreSQL base database (default meiye_bench_10000)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -99,7 +111,7 @@ def main() -> None:
     }
     for backend in args.backends.split(","):
         print(f"\n## loyalty, {backend}: {args.members:,} members, {args.lots:,} lots over {args.lot_members:,}")
-        env = throwaway_env(backend)
+        env = throwaway_env(backend, args.pg_base)
         command = [PY, "benchmarks/loyalty.py", "--inner", *_passed(args)]
         out = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=False)
         if out.returncode != 0:
@@ -112,8 +124,9 @@ def main() -> None:
     path = out_dir / f"loyalty-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     print(f"\nWritten to {path.relative_to(ROOT)}")
-    if shutil.which("dropdb") and "postgresql" in args.backends:
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "meiye_bench_loyalty"])
+    if shutil.which("dropdb") and "postgresql" in args.backends and not os.environ.get("LOYALTY_BENCH_KEEP"):
+        copy_db = f"{args.pg_base}_loyalty" if args.pg_base else "meiye_bench_loyalty"
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", copy_db])
 
 
 def _passed(args: argparse.Namespace) -> list[str]:
@@ -123,6 +136,7 @@ def _passed(args: argparse.Namespace) -> list[str]:
         f"--lot-members={args.lot_members}",
         f"--award={args.award}",
         f"--checkouts={args.checkouts}",
+        f"--parts={args.parts}",
     ]
     if args.batch:
         out.append(f"--batch={args.batch}")
@@ -153,13 +167,18 @@ def inner(args: argparse.Namespace) -> None:
 
     call_command("migrate", verbosity=0)
     figures: dict[str, Any] = {"database": connection.vendor}
-    started = time.perf_counter()
-    build(args)
-    figures["build_seconds"] = round(time.perf_counter() - started, 1)
-    say(f"   built in {figures['build_seconds']} s")
-    figures["expiry"] = bench_expiry(args)
-    figures["scans"] = bench_scans(args)
-    figures["checkout"] = bench_checkout(args)
+    parts = args.parts.split(",")
+    if "build" in parts:
+        started = time.perf_counter()
+        build(args)
+        figures["build_seconds"] = round(time.perf_counter() - started, 1)
+        say(f"   built in {figures['build_seconds']} s")
+    if "expiry" in parts:
+        figures["expiry"] = bench_expiry(args)
+    if "scans" in parts:
+        figures["scans"] = bench_scans(args)
+    if "checkout" in parts:
+        figures["checkout"] = bench_checkout(args)
     print(json.dumps(figures, default=str))
 
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
@@ -34,6 +35,7 @@ from meiye.ledger.models import ASSET_MAX_LENGTH, CODE_MAX_LENGTH, Account, Bala
 # Far beyond any real amount of fen, points or sessions, and far inside a signed 64-bit column, so that
 # no sum of entries can overflow.
 MAX_AMOUNT = 10**15
+_M = TypeVar("_M", Account, Balance)
 
 
 class Leg(NamedTuple):
@@ -338,6 +340,335 @@ def journals_post(
         locked.balances[pk].amount = running[pk]
         locked.balances[pk].version += bump
     return journals
+
+
+# --- many journals of one shape, by bulk SQL (nightly jobs) --------------------------------------------------
+
+
+class BulkLine(NamedTuple):
+    """One journal of ``journals_post_bulk``: ``account`` moves by ``amount`` (signed, non-zero) and the
+    batch's counter account by ``-amount``. ``reference_id`` and ``idempotency_key`` are this journal's."""
+
+    account: Account
+    amount: int
+    reference_id: str = ""
+    idempotency_key: str | None = None
+
+
+def accounts_lock_owners(
+    *,
+    organisation_id: int,
+    owner_type: str,
+    owner_ids: Sequence[int],
+    asset: str,
+    kind: str,
+    extra: Iterable[AccountKey] = (),
+) -> LockedAccounts:
+    """Lock the balance rows of the EXISTING ``(owner_type, owner, asset, kind)`` accounts of many owners (a
+    nightly job's batch of members) plus the ``extra`` accounts (created first if missing, as
+    ``accounts_lock`` does), in ONE ``SELECT … FOR UPDATE`` in primary-key order, into a ``LockedAccounts``
+    for ``journals_post_bulk`` / ``journals_post``. An owner without the account is simply not in the result.
+
+    ``accounts_lock`` names each account by its identity (one OR term each), which PostgreSQL plans slowly
+    for thousands of accounts and SQLite refuses beyond ~900 terms; this takes the owners as one list."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("accounts_lock_owners must run inside the operation's transaction")
+    _require_text("owner_type", owner_type, 32)
+    _require_text("asset", asset, ASSET_MAX_LENGTH)
+    _require_text("kind", kind, 32)
+    extra_keys = {key.identity: key for key in extra}
+    extra_accounts = [
+        account_get_or_create(
+            organisation_id=organisation_id,
+            owner_type=key.owner_type,
+            owner_id=key.owner_id,
+            asset=key.asset,
+            kind=key.kind,
+            may_go_negative=key.may_go_negative,
+        )
+        for key in extra_keys.values()
+    ]
+    qn = connection.ops.quote_name
+    account_table, balance_table = qn(Account._meta.db_table), qn(Balance._meta.db_table)
+    owners, owner_params = sql_in_list("a.owner_id", sorted(set(owner_ids)), "bigint")
+    extras, extra_params = sql_in_list("a.id", sorted(account.pk for account in extra_accounts), "bigint")
+    columns = [f"a.{qn(c)}" for c in _ACCOUNT_FIELDS] + [f"b.{qn(c)}" for c in _BALANCE_FIELDS]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {balance_table} b JOIN {account_table} a ON a.id = b.account_id "  # noqa: S608
+        f"WHERE a.organisation_id = %s AND ((a.owner_type = %s AND a.asset = %s AND a.kind = %s AND {owners}) "
+        f"OR {extras}) ORDER BY b.account_id"
+    )
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF b" if connection.features.has_select_for_update_of else " FOR UPDATE"
+    locked = LockedAccounts(organisation_id=organisation_id)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [organisation_id, owner_type, asset, kind, *owner_params, *extra_params])
+        rows = cursor.fetchall()
+    alias = connection.alias
+    for row in rows:
+        account = _instance(Account, _ACCOUNT_FIELDS, (*row[:6], bool(row[6])), alias)
+        balance = _instance(Balance, _BALANCE_FIELDS, (row[7], row[8], bool(row[9]), row[10]), alias)
+        balance.account = account
+        locked.accounts[_identity(account)] = account
+        locked.balances[account.pk] = balance
+    for identity, key in extra_keys.items():
+        if locked.accounts[identity].may_go_negative != key.may_go_negative:
+            raise _flag_mismatch(locked.accounts[identity])
+    return locked
+
+
+def _instance(model: type[_M], names: Sequence[str], values: Sequence[Any], alias: str) -> _M:
+    """A model instance from a row of ``names`` (the other fields deferred), as ``Model.from_db`` builds it
+    but without ``__init__``: a batch lock builds hundreds of thousands of them."""
+    obj = model.__new__(model)
+    state = obj._state = ModelState()
+    state.adding, state.db = False, alias
+    obj.__dict__.update(zip(names, values, strict=True))
+    return obj
+
+
+def sql_in_list(column: str, values: Sequence[Any], pg_type: str) -> tuple[str, list[Any]]:
+    """``column IN (…)`` for a long list: one array parameter on PostgreSQL (``= ANY``), so the driver does
+    not parse thousands of placeholders; a plain list on SQLite. An empty list matches nothing."""
+    if not values:
+        return "1 = 0", []
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s::{pg_type}[])", [_pg_array(values)]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+def rows_source(name: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+    """A common table expression ``name (columns) AS (…)`` over ``rows`` for bulk SQL, and its parameters:
+    ``unnest`` of one typed array per column on PostgreSQL (a handful of parameters, however many rows),
+    ``VALUES`` on SQLite. ``columns`` are ``(name, PostgreSQL type)`` pairs."""
+    names = ", ".join(column for column, _ in columns)
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{pg_type}[]" for _, pg_type in columns)
+        return f"{name} ({names}) AS (SELECT * FROM unnest({arrays}))", [  # noqa: S608
+            _pg_array([row[i] for row in rows]) for i in range(len(columns))
+        ]
+    one = f"({', '.join(['%s'] * len(columns))})"
+    return f"{name} ({names}) AS (VALUES {', '.join([one] * len(rows))})", [value for row in rows for value in row]
+
+
+def _pg_array(values: Sequence[Any]) -> str:
+    """A PostgreSQL array literal (``{1,2,NULL}``, text elements quoted and escaped), passed as ONE text
+    parameter and cast in SQL: the driver's own list adaptation costs more than the statement for a batch."""
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("NULL")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            parts.append(str(value))
+        else:
+            parts.append('"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(parts) + "}"
+
+
+# Lines per INSERT / UPDATE statement on SQLite: keeps every statement far below its 32,766 parameters.
+# (PostgreSQL takes each column as one array parameter, so a batch is one statement of each kind there.)
+BULK_STATEMENT_ROWS = 2_000
+
+
+def journals_post_bulk(
+    *,
+    organisation_id: int,
+    code: str,
+    counter: Account,
+    lines: Sequence[BulkLine],
+    locked: LockedAccounts,
+    reference_type: str = "",
+    staff_id: int | None = None,
+    store_id: int | None = None,
+    memo: str = "",
+    keys_claimed: bool = False,
+) -> list[int]:
+    """Post one two-legged journal per line — ``line.account`` +amount, ``counter`` −amount — over accounts
+    the transaction has locked (``accounts_lock`` or the caller's own lock of the same rows), by bulk SQL.
+    Returns the journals' ids in the order of ``lines``.
+
+    For nightly jobs that post thousands of journals of one shape (points expiry: member −p, breakage +p).
+    The result is exactly what ``journals_post`` of the same postings would write — same journals (code,
+    references, staff, store, memo, key, payload hash, so a later ``journal_post`` replay of one of them
+    matches), same entries, same balances and versions — and the same checks run first, in Python: amounts
+    non-zero and in range, accounts locked and of this organisation, the line's and the counter's asset
+    equal (so every journal nets to zero per asset), no non-negative balance below zero after any journal
+    in order. A refused batch writes nothing. The database rules still apply (append-only triggers, the
+    asset trigger, on PostgreSQL the deferred nets-to-zero trigger, the balance CHECK, the unique key).
+
+    Idempotency as ``journals_post``: with ``keys_claimed=False`` the keys are looked up first; a batch that
+    was posted before with the same payloads returns the first ids and writes nothing; any other use of
+    the keys is ``ledger.idempotency_conflict``. ``keys_claimed=True`` skips the look-up (the caller has
+    checked the keys under its own locks); the unique index still refuses a duplicate.
+
+    Per statement of up to ``BULK_STATEMENT_ROWS`` lines: one ``INSERT … SELECT`` of the journals
+    (``RETURNING`` their ids), one of both entries of each, one ``UPDATE … FROM`` of the balances.
+    """
+    if not lines:
+        return []
+    if locked.organisation_id != organisation_id:
+        raise ValidationFailed(
+            "ledger.foreign_account", zh="账户不属于本机构。", en="The locked accounts belong to another organisation."
+        )
+    _require_text("code", code, CODE_MAX_LENGTH)
+    _limit_text("reference_type", reference_type, 64)
+    _limit_text("memo", memo, 255)
+    counter_balance = _locked_balance(organisation_id, locked, counter)
+    asset = counter_balance.account.asset
+    running = {pk: balance.amount for pk, balance in locked.balances.items()}
+    bumps: dict[int, int] = {}
+    hashes: list[str] = []
+    keys: list[str | None] = []
+    for line in lines:
+        account, amount = line.account, line.amount
+        _checked_legs([(account, amount), (counter, -amount)])
+        _limit_text("reference_id", line.reference_id, 64)
+        balance = _locked_balance(organisation_id, locked, account)
+        if balance.account.asset != asset:
+            raise ValidationFailed(
+                "ledger.unbalanced",
+                zh=f"分录借贷不平（按资产合计应为 0）：账户 #{account.pk} 与对方账户资产不同。",
+                en=f"The entries do not net to zero per asset: account #{account.pk} and the counter account "
+                "hold different assets.",
+            )
+        for pk, change in ((account.pk, amount), (counter.pk, -amount)):
+            after = running[pk] + change
+            if after < 0 and not locked.balances[pk].may_go_negative:
+                raise _insufficient(locked.balances[pk], running[pk], change)
+            running[pk] = after
+        if account.pk != counter.pk:  # a journal moving one account both ways changes nothing on it
+            bumps[account.pk] = bumps.get(account.pk, 0) + 1
+            bumps[counter.pk] = bumps.get(counter.pk, 0) + 1
+        keys.append(validate_key(line.idempotency_key) if line.idempotency_key is not None else None)
+        hashes.append(
+            canonical_hash(
+                {
+                    "code": code,
+                    "entries": sorted([[account.pk, amount], [counter.pk, -amount]]),
+                    "reference_type": reference_type,
+                    "reference_id": line.reference_id,
+                    "staff_id": staff_id,
+                    "store_id": store_id,
+                    "memo": memo,
+                    "reversal_of": None,
+                }
+            )
+        )
+    given = [key for key in keys if key is not None]
+    if len(set(given)) != len(given):
+        raise ValueError("two journals of one batch share an idempotency key")
+    if given and not keys_claimed:
+        first: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(given), 500):
+            first.update(
+                (str(key), (pk, payload_hash))
+                for key, pk, payload_hash in Journal.objects.filter(
+                    organisation_id=organisation_id, idempotency_key__in=given[start : start + 500]
+                ).values_list("idempotency_key", "pk", "payload_hash")
+            )
+        if first:
+            return _replayed_bulk(keys, hashes, first)
+
+    ids: list[int] = []
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    qn = connection.ops.quote_name
+    journal_table, entry_table = qn(Journal._meta.db_table), qn(Entry._meta.db_table)
+    with connection.cursor() as cursor:
+        size = len(lines) if connection.vendor == "postgresql" else BULK_STATEMENT_ROWS
+        for start in range(0, len(lines), size):
+            chunk = range(start, min(start + size, len(lines)))
+            # Ids are handed out in insertion order, and the rows are inserted in the order of ``n``: the
+            # ascending ids are the lines' in order (checked against the keys below).
+            source, params = rows_source(
+                "v",
+                [("n", "bigint"), ("ref", "text"), ("k", "text"), ("h", "text")],
+                [(i, lines[i].reference_id, keys[i], hashes[i]) for i in chunk],
+            )
+            cursor.execute(
+                f"WITH {source} "  # noqa: S608
+                f"INSERT INTO {journal_table} (organisation_id, code, reference_type, reference_id, staff_id, "
+                "store_id, idempotency_key, payload_hash, memo, created_at, reversal_of_id) "
+                "SELECT %s, %s, %s, v.ref, %s, %s, v.k, v.h, %s, %s, NULL FROM v ORDER BY v.n "
+                "RETURNING id, idempotency_key",
+                [*params, organisation_id, code, reference_type, staff_id, store_id, memo, now],
+            )
+            returned = sorted(cursor.fetchall())
+            if len(returned) != len(chunk) or any(
+                key != keys[i] for (_, key), i in zip(returned, chunk, strict=True)
+            ):  # pragma: no cover - would mean the database inserted out of order
+                raise RuntimeError("journals_post_bulk: the journal ids did not come back in insertion order")
+            chunk_ids = [pk for pk, _ in returned]
+            source, params = rows_source(
+                "v",
+                [("j", "bigint"), ("a", "bigint"), ("m", "bigint")],
+                [(pk, lines[i].account.pk, lines[i].amount) for pk, i in zip(chunk_ids, chunk, strict=True)],
+            )
+            cursor.execute(
+                f"WITH {source} INSERT INTO {entry_table} (journal_id, account_id, amount, asset) "  # noqa: S608
+                "SELECT j, a, m, %s FROM v UNION ALL SELECT j, %s, -m, %s FROM v",
+                [*params, asset, counter.pk, asset],
+            )
+            ids += chunk_ids
+        changed = sorted(bumps)
+        size = max(len(changed), 1) if connection.vendor == "postgresql" else BULK_STATEMENT_ROWS
+        for start in range(0, len(changed), size):
+            part = changed[start : start + size]
+            _update_balances_from(
+                cursor, [(pk, running[pk] - locked.balances[pk].amount, bumps[pk]) for pk in part], now
+            )
+    for pk, bump in bumps.items():
+        locked.balances[pk].amount = running[pk]
+        locked.balances[pk].version += bump
+    return ids
+
+
+def _locked_balance(organisation_id: int, locked: LockedAccounts, account: Account) -> Balance:
+    balance = locked.balances.get(account.pk)
+    if balance is None:
+        raise ValidationFailed(
+            "ledger.unknown_account",
+            zh=f"账户 #{account.pk} 未锁定或不存在。",
+            en=f"Account #{account.pk} is unknown or was not locked for this operation.",
+        )
+    if balance.account.organisation_id != organisation_id:
+        raise ValidationFailed(
+            "ledger.foreign_account",
+            zh=f"账户 #{balance.account_id} 不属于本机构。",
+            en=f"Account #{balance.account_id} belongs to another organisation.",
+        )
+    return balance
+
+
+def _replayed_bulk(keys: list[str | None], hashes: list[str], first: Mapping[str, tuple[int, str]]) -> list[int]:
+    """The ids of a replayed bulk batch, or ``ledger.idempotency_conflict`` unless every journal matches."""
+    ids: list[int] = []
+    for key, payload_hash in zip(keys, hashes, strict=True):
+        found = first.get(key) if key is not None else None
+        if found is None or found[1] != payload_hash:
+            shown = key if found is not None or key is None else next(iter(first))
+            raise Conflict(
+                "ledger.idempotency_conflict",
+                zh=f"幂等键 {shown!r} 已用于另一笔内容不同的记账，请换一个新的键。",
+                en=f"Idempotency key {shown!r} was already used for a different posting; use a new key.",
+                field="idempotency_key",
+            )
+        ids.append(found[0])
+    return ids
+
+
+def _update_balances_from(cursor: Any, rows: Sequence[tuple[int, int, int]], now: Any) -> None:
+    """``(account id, change, version bump)`` rows applied in ONE ``UPDATE … FROM (VALUES …)``: linear in the
+    rows, where ``_update_balances``' CASE is quadratic (fine for a checkout's handful, not for thousands).
+    The rows are locked by the caller; the CHECK constraint still refuses a negative balance."""
+    if not rows:
+        return
+    table = connection.ops.quote_name(Balance._meta.db_table)
+    source, params = rows_source("v", [("a", "bigint"), ("d", "bigint"), ("n", "bigint")], rows)
+    cursor.execute(
+        f"WITH {source} UPDATE {table} SET amount = {table}.amount + v.d, "  # noqa: S608
+        f"version = {table}.version + v.n, updated_at = %s FROM v WHERE {table}.account_id = v.a",
+        [*params, now],
+    )
 
 
 # --- internals -------------------------------------------------------------------------------------------

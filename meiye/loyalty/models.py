@@ -429,6 +429,38 @@ class DormantReward(models.Model):
         return f"wake-up of {self.member_id} dormant since {self.since}"
 
 
+class MemberVisit(models.Model):
+    """A member's last visit, for the dormant scan (S-12): the latest bill journal (reference type
+    ``sales.Bill``, not a reversal or a refund) that moved one of her own accounts. Kept by
+    ``rules.member_visits_refresh`` from the ledger, set-based, and backfilled by migration 0007; a member who
+    never visited has no row (she is dormant from the day she joined)."""
+
+    member = models.OneToOneField("members.Member", on_delete=models.PROTECT, primary_key=True, related_name="+")
+    organisation = models.ForeignKey("org.Organisation", on_delete=models.PROTECT, related_name="+")
+    last_visit_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["organisation", "last_visit_at"], name="loyalty_visit_org_last_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} last visited {self.last_visit_at:%Y-%m-%d}"
+
+
+class VisitScan(models.Model):
+    """How far ``member_visits_refresh`` has read the organisation's journals: every journal with an id up to
+    ``journal_id`` is in ``MemberVisit``. Newer ones, and those of the last hour (a transaction may commit a
+    lower id after a higher one), are read again on the next refresh."""
+
+    organisation = models.OneToOneField(
+        "org.Organisation", on_delete=models.PROTECT, primary_key=True, related_name="+"
+    )
+    journal_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"visits of {self.organisation_id} read up to journal {self.journal_id}"
+
+
 class ReferralReward(models.Model):
     """The referral reward of one referred member (S-10): once (unique ``referee``), on her first paid bill
     with a service; reversed (``reversed_on``) by a full refund of that bill within the window. The
@@ -456,7 +488,7 @@ class ReferralReward(models.Model):
 
 class EarningFlag(models.Model):
     """A member who earned more points in one day than the organisation's review limit: a flag for a manager
-    to look at, never a refusal. One per member and day."""
+    to look at, never a refusal. One per member and day; open until reviewed (who, when, a note)."""
 
     organisation = models.ForeignKey("org.Organisation", on_delete=models.PROTECT, related_name="+")
     member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
@@ -464,10 +496,25 @@ class EarningFlag(models.Model):
     points = models.BigIntegerField()
     limit = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Reviewed (``rules.earning_flag_review``): who looked at it, when, and what she found. All or none.
+    reviewed_by = models.ForeignKey("org.Staff", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.CharField(max_length=255, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["member", "on"], name="loyalty_earningflag_once_a_day")]
+        constraints = [
+            models.UniqueConstraint(fields=["member", "on"], name="loyalty_earningflag_once_a_day"),
+            models.CheckConstraint(
+                condition=models.Q(reviewed_at__isnull=True, reviewed_by__isnull=True, review_note="")
+                | (models.Q(reviewed_at__isnull=False, reviewed_by__isnull=False) & ~models.Q(review_note="")),
+                name="loyalty_earningflag_review_complete",
+            ),
+        ]
         indexes = [models.Index(fields=["organisation", "on"], name="loyalty_earningflag_day_idx")]
 
     def __str__(self) -> str:
         return f"flag {self.on} of {self.member_id}: {self.points} > {self.limit}"
+
+    @property
+    def is_reviewed(self) -> bool:
+        return self.reviewed_at is not None

@@ -22,9 +22,10 @@ Every point given here names its rule in the lot's ``source_code`` ("rule:birthd
 
 A visit, for the dormant rule, is a ledger journal about a bill (reference type ``sales.Bill``) that moved
 one of the member's own accounts (points, growth, stored value, sessions): loyalty may not import sales, and
-every completed bill of a member posts at least one of these. Keeping a "last visit" column up to date from
-``rewards_after_bill`` would cost a write in every checkout (pinned at 20 queries), so the job reads the
-ledger instead, in one set-based query.
+every completed bill of a member posts at least one of these. The last visit per member is kept in
+``MemberVisit`` (indexed by organisation and date) by ``member_visits_refresh``, which reads only the journals
+written since its last run; the dormant job refreshes it and then reads it through the index. Writing it from
+``rewards_after_bill`` instead would cost a write in every checkout (pinned at 20 queries).
 
 The earning steps must not cost the checkout a query: the rules are read through the cache
 (``rules_config``), refreshed when they are saved; a miss costs one query.
@@ -50,21 +51,23 @@ from math import gcd
 from typing import Any
 
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import DateTimeField, F, OuterRef, Q, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q, Sum
+from django.utils import timezone
 
 from meiye.audit.services import audit_record
-from meiye.core.errors import ApplicationError, ValidationFailed
+from meiye.core.errors import ApplicationError, Conflict, ValidationFailed, not_found
 from meiye.ledger.models import Journal
 from meiye.loyalty.models import (
     BirthdayGift,
     CheckIn,
     DormantReward,
     EarningFlag,
+    MemberVisit,
     PointsLot,
     ReferralReward,
     RulesSettings,
+    VisitScan,
 )
 from meiye.loyalty.selectors import growth_balance, store_zone
 from meiye.loyalty.services import points_earn, points_take_back
@@ -85,8 +88,10 @@ __all__ = [
     "checkin_record",
     "dormant_due",
     "dormant_wake",
+    "earning_flag_review",
     "earning_flags_raise",
     "member_day_multiplier",
+    "member_visits_refresh",
     "rewards_after_bill",
     "rewards_reverse_for_bill",
     "rules_config",
@@ -405,44 +410,82 @@ def _local_midnight(day: date, actor: Actor) -> datetime:
     return datetime.combine(day, time.min, tzinfo=store_zone(actor.store))
 
 
+# Journals of the last hour are read again by every refresh: a transaction may commit a lower journal id
+# after a higher one (PostgreSQL hands out ids at INSERT), but not one that has been open for an hour.
+VISIT_LAG = timedelta(hours=1)
+
+_VISITS_UPSERT = (
+    "INSERT INTO loyalty_membervisit (member_id, organisation_id, last_visit_at) "
+    "SELECT a.owner_id, %s, MAX(j.created_at) FROM ledger_journal j "
+    "JOIN ledger_entry e ON e.journal_id = j.id JOIN ledger_account a ON a.id = e.account_id "
+    "WHERE j.organisation_id = %s AND j.id > %s AND j.reference_type = %s AND j.reversal_of_id IS NULL "
+    "AND j.code NOT LIKE %s AND a.owner_type = 'member' "
+    "AND EXISTS (SELECT 1 FROM members_member m WHERE m.id = a.owner_id) "
+    "GROUP BY a.owner_id "
+    "ON CONFLICT (member_id) DO UPDATE SET last_visit_at = excluded.last_visit_at "
+    "WHERE loyalty_membervisit.last_visit_at < excluded.last_visit_at"
+)
+
+
+def member_visits_refresh(*, organisation_id: int) -> int:
+    """Bring ``MemberVisit`` up to date with the organisation's ledger: one set-based upsert of the latest bill
+    journal per member among the journals written since the last refresh (``VisitScan``; those of the last
+    ``VISIT_LAG`` are read again). Idempotent; refreshes of one organisation run one at a time (its
+    ``VisitScan`` row is locked). Returns the number of members whose last visit moved.
+
+    Why from the ledger rather than from ``rewards_after_bill``: a write in every checkout would take it past
+    its pinned 20 queries (with tiers configured), and the ledger already holds every visit; reading only
+    the new journals keeps the refresh proportional to the day's bills, not to the members."""
+    ops = connection.ops
+    with transaction.atomic():
+        scan = VisitScan.objects.select_for_update().filter(organisation_id=organisation_id).first()
+        if scan is None:
+            VisitScan.objects.get_or_create(organisation_id=organisation_id)
+            scan = VisitScan.objects.select_for_update().get(organisation_id=organisation_id)
+        after = scan.journal_id
+        with connection.cursor() as cursor:
+            cursor.execute(_VISITS_UPSERT, [organisation_id, organisation_id, after, BILL_REFERENCE, "sales.refund%"])
+            moved = max(cursor.rowcount, 0)
+            cursor.execute(
+                "SELECT MAX(id) FROM ledger_journal WHERE organisation_id = %s AND id > %s AND created_at < %s",
+                [organisation_id, after, ops.adapt_datetimefield_value(timezone.now() - VISIT_LAG)],
+            )
+            upto = cursor.fetchone()[0]
+        if upto is not None and upto > after:
+            scan.journal_id = upto
+            scan.save(update_fields=["journal_id", "updated_at"])
+    return moved
+
+
 def dormant_due(*, actor: Actor, on: date) -> list[tuple[int, date]]:
     """(member id, the start of her dormant spell) of the active members with no visit in the last
-    ``dormant_days`` days who have had no wake-up for this spell — one set-based query.
+    ``dormant_days`` days who have had no wake-up for this spell.
 
-    Her spell starts on the day of her last visit (a bill journal on one of her accounts), or the day she
-    joined if she never visited; she is dormant from ``dormant_days`` days after it."""
+    Her spell starts on the day of her last visit (a bill journal on one of her accounts, ``MemberVisit``),
+    or the day she joined if she never visited; she is dormant from ``dormant_days`` days after it. Refreshes
+    the visits first (``member_visits_refresh``), then two set-based reads: the visited members through the
+    (organisation, last visit) index, and the members without a visit who joined before the cut-off."""
     config = rules_config(actor.organisation.pk)
     if config.dormant_days is None:
         return []
-    last_visit = (
-        Journal.objects.filter(
-            organisation_id=actor.organisation.pk,
-            reference_type=BILL_REFERENCE,
-            reversal_of__isnull=True,
-            entries__account__owner_type="member",
-            entries__account__owner_id=OuterRef("pk"),
-        )
-        .exclude(code__startswith="sales.refund")
-        .order_by("-created_at")
-        .values("created_at")[:1]
-    )
+    organisation_id = actor.organisation.pk
+    member_visits_refresh(organisation_id=organisation_id)
     cutoff = _local_midnight(on - timedelta(days=config.dormant_days - 1), actor)
-    rows = (
-        Member.objects.filter(organisation_id=actor.organisation.pk, status=MemberStatus.ACTIVE)
-        .annotate(_last=Coalesce(Subquery(last_visit, output_field=DateTimeField()), F("created_at")))
-        .filter(_last__lt=cutoff)
-        .order_by("pk")
-        .values_list("pk", "_last")
+    visited = MemberVisit.objects.filter(
+        organisation_id=organisation_id, last_visit_at__lt=cutoff, member__status=MemberStatus.ACTIVE
+    ).values_list("member_id", "last_visit_at")
+    never = (
+        Member.objects.filter(organisation_id=organisation_id, status=MemberStatus.ACTIVE, created_at__lt=cutoff)
+        .filter(~Exists(MemberVisit.objects.filter(member_id=OuterRef("pk"))))
+        .values_list("pk", "created_at")
     )
     zone = store_zone(actor.store)
-    due = [(pk, last.astimezone(zone).date()) for pk, last in rows]
+    due = sorted((pk, last.astimezone(zone).date()) for pk, last in [*visited, *never])
     if not due:
         return []
     # Every reward of the organisation's members in one pass (not an IN of every due member: SQLite refuses
     # that many parameters, and the rewards are far fewer than the members).
-    rewarded = set(
-        DormantReward.objects.filter(organisation_id=actor.organisation.pk).values_list("member_id", "since")
-    )
+    rewarded = set(DormantReward.objects.filter(organisation_id=organisation_id).values_list("member_id", "since"))
     return [(pk, since) for pk, since in due if (pk, since) not in rewarded]
 
 
@@ -702,3 +745,43 @@ def earning_flags_raise(*, actor: Actor, on: date) -> int:
                 detail={"on": str(on), "points": flag.points, "limit": flag.limit},
             )
     return len(flags)
+
+
+REVIEW_NOTE_MAX = 255
+
+
+def earning_flag_review(*, actor: Actor, flag_id: int, note: str) -> EarningFlag:
+    """Mark a daily-limit flag as reviewed by the acting staff member, now, with her note (what she found,
+    e.g. "团购核实无误"). Needs ``money.adjust`` (as the flags page) and a member of a store the actor may see;
+    audited. A flag is reviewed once: reviewing it again is ``loyalty.flag_already_reviewed``."""
+    actor.require(Perm.MONEY_ADJUST)
+    text = (note or "").strip()
+    if not text or len(text) > REVIEW_NOTE_MAX:
+        raise ValidationFailed(
+            "input.invalid",
+            zh=f"复核说明：必填，最多 {REVIEW_NOTE_MAX} 个字符。",
+            en=f"note: required, at most {REVIEW_NOTE_MAX} characters.",
+            field="note",
+        )
+    with transaction.atomic():
+        flag = EarningFlag.objects.select_for_update().filter(pk=flag_id, organisation_id=actor.organisation.pk).first()
+        if flag is None:
+            raise not_found("loyalty.flag_not_found", "该积分复核标记", "The earning flag")
+        member_get(actor, flag.member_id)  # store-scoped: NotFound for a member the actor may not see
+        if flag.reviewed_at is not None:
+            raise Conflict(
+                "loyalty.flag_already_reviewed",
+                zh=f"该标记已于 {timezone.localtime(flag.reviewed_at):%Y-%m-%d %H:%M} 复核过。",
+                en=f"This flag was already reviewed on {timezone.localtime(flag.reviewed_at):%Y-%m-%d %H:%M}.",
+            )
+        flag.reviewed_by_id = actor.staff.pk if actor.staff is not None else None
+        flag.reviewed_at = timezone.now()
+        flag.review_note = text
+        flag.save(update_fields=["reviewed_by", "reviewed_at", "review_note"])
+        audit_record(
+            actor=actor,
+            action="loyalty.earning_flag_review",
+            obj=flag.member,
+            detail={"on": str(flag.on), "points": flag.points, "note": text},
+        )
+    return flag

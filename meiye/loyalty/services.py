@@ -48,14 +48,18 @@ from meiye.ledger.models import Account, Balance, Entry, Journal
 from meiye.ledger.selectors import journal_by_idempotency_key
 from meiye.ledger.services import (
     AccountKey,
+    BulkLine,
     Leg,
     LockedAccounts,
     Posting,
     account_get_or_create,
     accounts_lock,
+    accounts_lock_owners,
     journal_post,
     journal_reverse,
-    journals_post,
+    journals_post_bulk,
+    rows_source,
+    sql_in_list,
 )
 from meiye.loyalty.models import EarningRate, LoyaltySettings, PointsLot, PointsLotReturn, PointsLotUse
 from meiye.loyalty.selectors import (
@@ -637,9 +641,9 @@ def points_expire_due(
 
     Set-based, in batches of ``batch_size`` members, one transaction each: lock the members' points balance
     rows (and the organisation's ``points_expired``) in primary-key order, sum their due lots in one query,
-    post one ``points.expire`` journal per member (member −p, points_expired +p: the breakage) in one
-    ``journals_post``, write the ``PointsLotUse`` rows with one INSERT … SELECT and zero the lots with one
-    UPDATE. A member's journal key is ``points.expire:<member>:<today>``: a member expired today is left out
+    post one ``points.expire`` journal per member (member −p, points_expired +p: the breakage) by bulk SQL
+    (``ledger.services.journals_post_bulk``), write the ``PointsLotUse`` rows with one INSERT … SELECT and
+    zero the lots with one UPDATE. A member's journal key is ``points.expire:<member>:<today>``: a member expired today is left out
     of a second run the same day (so it expires nothing more), and a run that stopped half-way resumes with
     the batches it had not committed. ``member_ids`` (from ``points_expiry_members``) only saves the command
     its count; the lots are selected again under the locks. ``progress`` is told each batch's size.
@@ -672,12 +676,20 @@ def _expire_batch(
     keys = {member_id: f"points.expire:{member_id}:{today.isoformat()}" for member_id in member_ids}
     expired_key = _org_key(organisation_id, POINTS_EXPIRED, POINTS_ASSET)
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Do not wait for the WAL flush at each batch's COMMIT: a crash loses at most the last batches
+            # committed, and the next run (idempotent, resumable) expires them again. This transaction only.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         locked = _lock_points_of(organisation_id, member_ids, extra=[expired_key])
-        done = set(
-            Journal.objects.filter(organisation_id=organisation_id, idempotency_key__in=keys.values()).values_list(
-                "idempotency_key", flat=True
+        key_in, key_params = sql_in_list("idempotency_key", list(keys.values()), "text")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT idempotency_key FROM {connection.ops.quote_name(Journal._meta.db_table)} "  # noqa: S608
+                f"WHERE organisation_id = %s AND {key_in}",
+                [organisation_id, *key_params],
             )
-        )
+            done = {key for (key,) in cursor.fetchall()}
         todo = [member_id for member_id in member_ids if keys[member_id] not in done]
         if not todo:
             return 0
@@ -696,7 +708,7 @@ def _expire_batch(
         if not due:
             return 0
         expired_account = locked.get(expired_key)
-        postings = []
+        lines = []
         for member_id in sorted(due):
             account = locked.get(AccountKey("member", member_id, POINTS_ASSET, MEMBER_POINTS, may_go_negative=True))
             if locked.balance(account) < due[member_id]:
@@ -706,41 +718,38 @@ def _expire_batch(
                     en=f"Member #{member_id}'s points lots do not match her balance; please report it.",
                     extra={"member_id": member_id, "due": due[member_id], "balance": locked.balance(account)},
                 )
-            postings.append(
-                Posting(
-                    code="points.expire",
-                    entries=[Leg(account, -due[member_id]), Leg(expired_account, due[member_id])],
-                    reference_type="members.Member",
-                    reference_id=str(member_id),
-                    staff_id=_staff_id(actor),
-                    idempotency_key=keys[member_id],
-                    memo=f"expired before {today.isoformat()}",
-                )
-            )
+            lines.append(BulkLine(account, -due[member_id], str(member_id), keys[member_id]))
         # The keys were looked up above under the members' locks (a concurrent run waits on them), so none
-        # of them can be in use; the unique index still refuses a duplicate.
-        journals = journals_post(organisation_id=organisation_id, postings=postings, locked=locked, keys_claimed=True)
+        # of them can be in use; the unique index still refuses a duplicate. One journal per member, written
+        # by bulk SQL (the same rows ``journals_post`` would write, see ``ledger.services.journals_post_bulk``).
+        journal_ids = journals_post_bulk(
+            organisation_id=organisation_id,
+            code="points.expire",
+            counter=expired_account,
+            lines=lines,
+            locked=locked,
+            reference_type="members.Member",
+            staff_id=_staff_id(actor),
+            memo=f"expired before {today.isoformat()}",
+            keys_claimed=True,
+        )
         posted = sorted(due)
         qn = connection.ops.quote_name
         use_table = qn(PointsLotUse._meta.db_table)
-        where, params = _due_lots_sql(organisation_id, posted, today, cleared_before, alias="l")
-        pairs = ", ".join(["(%s, %s)"] * len(posted))
+        # v drives the join (SQLite: CROSS JOIN fixes the loop order; otherwise it loops over the lots and
+        # scans v for each), and the lots are found through their member index.
+        where, params = _due_lots_sql(organisation_id, None, today, cleared_before, alias="l")
+        source, source_params = rows_source(
+            "v", [("member_id", "bigint"), ("journal_id", "bigint")], list(zip(posted, journal_ids, strict=True))
+        )
         with connection.cursor() as cursor:
             # Each lot's use names its member's journal of today: (member, journal) pairs joined to the lots.
             cursor.execute(
-                f"WITH v (member_id, journal_id) AS (VALUES {pairs}) "  # noqa: S608
+                f"WITH {source} "  # noqa: S608
                 f"INSERT INTO {use_table} (lot_id, journal_id, amount, created_at) "
-                f"SELECT l.id, v.journal_id, l.remaining, %s FROM {lot_table} l JOIN v ON v.member_id = l.member_id "
-                f"WHERE {where}",
-                [
-                    *(
-                        value
-                        for member_id, journal in zip(posted, journals, strict=True)
-                        for value in (member_id, journal.pk)
-                    ),
-                    connection.ops.adapt_datetimefield_value(timezone.now()),
-                    *params,
-                ],
+                f"SELECT l.id, v.journal_id, l.remaining, %s FROM v CROSS JOIN {lot_table} l "
+                f"WHERE l.member_id = v.member_id AND {where}",
+                [*source_params, connection.ops.adapt_datetimefield_value(timezone.now()), *params],
             )
             where, params = _due_lots_sql(organisation_id, posted, today, cleared_before)
             cursor.execute(f"UPDATE {lot_table} SET remaining = 0 WHERE {where}", params)  # noqa: S608
@@ -748,60 +757,37 @@ def _expire_batch(
 
 
 def _due_lots_sql(
-    organisation_id: int, member_ids: Sequence[int], today: date, cleared_before: date | None, alias: str = ""
+    organisation_id: int, member_ids: Sequence[int] | None, today: date, cleared_before: date | None, alias: str = ""
 ) -> tuple[str, list[Any]]:
-    """The WHERE of the members' lots due on ``today`` (``selectors.points_lots_due_q`` in SQL)."""
+    """The WHERE of the members' lots due on ``today`` (``selectors.points_lots_due_q`` in SQL); with
+    ``member_ids=None`` the caller restricts the members itself (a join)."""
     col = f"{alias}." if alias else ""
     ops = connection.ops
+    members, member_params = (
+        sql_in_list(f"{col}member_id", list(member_ids), "bigint") if member_ids is not None else ("1 = 1", [])
+    )
     due = f"{col}expires_on < %s"
-    params: list[Any] = [organisation_id, *member_ids, ops.adapt_datefield_value(today)]
+    params: list[Any] = [organisation_id, *member_params, ops.adapt_datefield_value(today)]
     if cleared_before is not None:
         due = f"({due} OR {col}earned_on < %s)"
         params.append(ops.adapt_datefield_value(cleared_before))
-    marks = ", ".join(["%s"] * len(member_ids))
-    return (f"{col}organisation_id = %s AND {col}member_id IN ({marks}) AND {col}remaining > 0 AND {due}", params)
+    return (f"{col}organisation_id = %s AND {members} AND {col}remaining > 0 AND {due}", params)
 
 
 def _lock_points_of(organisation_id: int, member_ids: Sequence[int], *, extra: Sequence[AccountKey]) -> LockedAccounts:
     """Lock the members' points balance rows and the ``extra`` accounts' in primary-key order (the ledger's
-    order), with one ``SELECT … FOR UPDATE`` by account id, into a ``LockedAccounts`` for ``journals_post``.
-
-    By id rather than through ``accounts_lock``: its WHERE has one OR term per (owner, asset, kind), which
-    PostgreSQL plans slowly for thousands of accounts and SQLite refuses beyond ~900 (expression depth). The
-    members' accounts exist (a lot is created with its earning journal on her account); one that did not
+    order), in one ``SELECT … FOR UPDATE`` (``ledger.services.accounts_lock_owners``), for the bulk posting.
+    The members' accounts exist (a lot is created with its earning journal on her account); one that did not
     would only be left out of the batch (``_expire_batch`` finds no account for her and skips her).
     """
-    ids = [
-        account_get_or_create(
-            organisation_id=organisation_id,
-            owner_type=key.owner_type,
-            owner_id=key.owner_id,
-            asset=key.asset,
-            kind=key.kind,
-            may_go_negative=key.may_go_negative,
-        ).pk
-        for key in extra
-    ]
-    for chunk in _chunks(list(member_ids), 5_000):
-        ids += Account.objects.filter(
-            organisation_id=organisation_id,
-            owner_type="member",
-            owner_id__in=chunk,
-            asset=POINTS_ASSET,
-            kind=MEMBER_POINTS,
-        ).values_list("pk", flat=True)
-    locked = LockedAccounts(organisation_id=organisation_id)
-    for chunk in _chunks(sorted(set(ids)), 5_000):
-        for balance in (
-            Balance.objects.select_for_update(of=("self",))
-            .select_related("account")
-            .filter(account_id__in=chunk)
-            .order_by("account_id")
-        ):
-            account = balance.account
-            locked.accounts[(account.owner_type, account.owner_id, account.asset, account.kind)] = account
-            locked.balances[account.pk] = balance
-    return locked
+    return accounts_lock_owners(
+        organisation_id=organisation_id,
+        owner_type="member",
+        owner_ids=member_ids,
+        asset=POINTS_ASSET,
+        kind=MEMBER_POINTS,
+        extra=extra,
+    )
 
 
 def _chunks(items: list[_T], size: int) -> Iterable[list[_T]]:
