@@ -655,8 +655,8 @@ def _check_discounts(discounts: Mapping[str, int]) -> dict[str, int]:
             raise ValidationFailed(
                 "tier.invalid_discount_category",
                 zh=f"折扣：{key!r} 不是项目类型（service/product）或积分类别。",
-                en=f"discounts_bp: {key!r} is neither an item kind (service/product) nor an earning category.",
-                field="discounts_bp",
+                en=f"{field}: {key!r} is neither an item kind (service/product) nor an earning category.",
+                field=field,
             )
         _check_int_range(field, value, 0, BASIS_POINTS, f"折扣 {key}（基点）")
         checked[key] = value
@@ -669,7 +669,7 @@ def _check_int_range(field: str, value: Any, low: int, high: int, label_zh: str)
             "tier.invalid_number",
             zh=f"{label_zh}：需要 {low} 到 {high} 之间的整数。",
             en=f"{field}: must be a whole number from {low} to {high}.",
-            field=field.split(".")[0],
+            field=field,  # a discount names its own key: discounts_bp.service
         )
 
 

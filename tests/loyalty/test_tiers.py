@@ -158,8 +158,8 @@ def test_thresholds_must_strictly_increase_and_the_lowest_stays_at_zero(hq, tier
     ("changes", "code", "field"),
     [
         ({"threshold": Money(-1)}, "tier.invalid_threshold", "threshold"),
-        ({"discounts_bp": {"retail": 10_001}}, "tier.invalid_number", "discounts_bp"),
-        ({"discounts_bp": {"toys": 500}}, "tier.invalid_discount_category", "discounts_bp"),
+        ({"discounts_bp": {"retail": 10_001}}, "tier.invalid_number", "discounts_bp.retail"),
+        ({"discounts_bp": {"toys": 500}}, "tier.invalid_discount_category", "discounts_bp.toys"),
         ({"points_multiplier_bp": 0}, "tier.invalid_number", "points_multiplier_bp"),
         ({"points_per_yuan_offset": 0}, "tier.invalid_number", "points_per_yuan_offset"),
         ({"points_lifetime_months": 121}, "tier.invalid_number", "points_lifetime_months"),

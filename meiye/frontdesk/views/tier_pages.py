@@ -210,9 +210,9 @@ class TierForm(forms.Form):
 
     def add_service_error(self, exc: ApplicationError) -> None:
         """Beside the field the service names; a discount error beside that discount's own input (the service
-        names ``discounts_bp`` and says which key in its English message: ``discounts_bp.service: …``)."""
-        if exc.field == "discounts_bp":
-            key = exc.message_en.split(":", 1)[0].removeprefix("discounts_bp.")
+        names the key: ``discounts_bp.service``)."""
+        if exc.field and exc.field.startswith("discounts_bp."):
+            key = exc.field.removeprefix("discounts_bp.")
             if DISCOUNT_PREFIX + key in self.fields:
                 self.add_error(DISCOUNT_PREFIX + key, exc.message)
                 return
