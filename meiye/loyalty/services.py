@@ -624,6 +624,46 @@ def points_take_back(*, actor: Actor, earn_journal: Journal, idempotency_key: st
         return reversal
 
 
+def points_take_back_part(
+    *,
+    actor: Actor,
+    member: Member,
+    points: int,
+    reference_type: str,
+    reference_id: str,
+    idempotency_key: str,
+    memo: str = "",
+) -> Journal | None:
+    """Take back part of what an earning gave, when part of what earned it is refunded outside a bill refund
+    (a package refunded by its own formula): one ``points.take_back`` journal, member points −p,
+    organisation ``points_issued`` +p. The points come off the lots expiring first; what she already spent
+    stays as debt, which later earnings repay first (S-22). 0 writes nothing; a replay returns the first."""
+    _require_points_permission(actor)
+    _check_int("points", points)
+    if points < 0:
+        raise ValueError(f"points to take back must not be negative, got {points}")
+    if points == 0:
+        return None
+    key = validate_key(idempotency_key)
+    holder = member_survivor(member)
+    with transaction.atomic():
+        _locked, account, issued, first = _lock_member_points(holder, POINTS_ISSUED, key)
+        journal = journal_post(
+            organisation_id=holder.organisation_id,
+            code="points.take_back",
+            entries=[Leg(account, -points), Leg(issued, points)],
+            reference_type=reference_type,
+            reference_id=reference_id,
+            staff_id=_staff_id(actor),
+            store_id=_store_id(actor),
+            idempotency_key=key,
+            memo=memo[:255],
+        )
+        if first is None:
+            _settle(member_id=holder.pk, account=account, journal=journal)
+        return journal
+
+
 EXPIRY_BATCH = 2_000
 
 

@@ -102,6 +102,10 @@ class MemberPackage(models.Model):
     bill_line_id = models.BigIntegerField(null=True, blank=True)
     unit_no = models.PositiveSmallIntegerField(default=1)
     price_paid_fen = models.BigIntegerField()
+    # What this package's sale earned the member (its share of the bill line's): a package refund takes back
+    # the refunded part of it, as a bill refund would.
+    earning_fen = models.BigIntegerField(default=0, help_text="growth value the sale earned")
+    points_earned = models.BigIntegerField(default=0, help_text="points the sale earned")
     purchased_on = models.DateField()
     status = models.CharField(max_length=12, choices=PackageStatus.choices, default=PackageStatus.ACTIVE)
     refund_formula = models.CharField(max_length=12, choices=RefundFormula.choices)

@@ -46,9 +46,15 @@ from meiye.ledger.services import (
     journals_post,
 )
 from meiye.loyalty.selectors import local_today
-from meiye.loyalty.services import add_months
+from meiye.loyalty.services import (
+    add_months,
+    growth_account_keys,
+    growth_add,
+    points_account_keys,
+    points_take_back_part,
+)
 from meiye.members.models import Member
-from meiye.members.selectors import member_get
+from meiye.members.selectors import member_get, member_survivor
 from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.roles import Perm
@@ -354,6 +360,8 @@ def packages_issue_for_bill(
             if product is None or line.quantity <= 0:
                 continue
             prices = allocate_int(line.line_total_fen, [1] * line.quantity)
+            earnings = allocate_int(int(getattr(line, "earning_fen", 0) or 0), [1] * line.quantity)
+            points = allocate_int(int(getattr(line, "points_earned", 0) or 0), [1] * line.quantity)
             existing = {
                 p.unit_no: p
                 for p in MemberPackage.objects.filter(organisation=actor.organisation, bill_line_id=line.pk)
@@ -362,7 +370,18 @@ def packages_issue_for_bill(
                 if unit_no in existing:
                     issued.append(existing[unit_no])
                     continue
-                package = _package_create(actor, store, member, product, bill_id, line.pk, unit_no, price, on)
+                package = _package_create(
+                    actor,
+                    store,
+                    member,
+                    product,
+                    bill_id,
+                    line.pk,
+                    unit_no,
+                    price,
+                    on,
+                    earned=(earnings[unit_no - 1], points[unit_no - 1]),
+                )
                 issued.append(package)
                 fresh.append(package)
         if fresh:
@@ -380,6 +399,8 @@ def _package_create(
     unit_no: int,
     price_fen: int,
     on: date,
+    *,
+    earned: tuple[int, int] = (0, 0),
 ) -> MemberPackage:
     product_items = list(product.items.all())
     if not product_items:
@@ -398,6 +419,8 @@ def _package_create(
         bill_line_id=bill_line_id,
         unit_no=unit_no,
         price_paid_fen=price_fen,
+        earning_fen=earned[0],
+        points_earned=earned[1],
         purchased_on=on,
         refund_formula=product.refund_formula,
         cooling_off_days=product.cooling_off_days,
@@ -858,8 +881,8 @@ def package_refund(
     """Refund a package (``Perm.PREPAID_REFUND``): the amount of ``selectors.refund_quote`` (cooling-off full
     price, or the product's formula, floored at 0) out of the selling store's ``revenue`` to the refunding
     store's ``tender_<kind>``; the sessions left go back to the source; status refunded. One
-    ``packages.refund`` journal. Points and growth the sale earned are not taken back here (the bill's
-    earning is the checkout's; see docs/packages.md). Idempotent per key."""
+    ``packages.refund`` journal. The refunded share of the points and growth the sale earned is taken back
+    (``points.take_back``, ``growth.refund``), as a bill refund would. Idempotent per key."""
     actor.require(Perm.PREPAID_REFUND)
     key = validate_key(idempotency_key)
     reason = _require_reason(reason)
@@ -884,7 +907,11 @@ def package_refund(
             store_account_key(store=package.store, kind="revenue"),
             store_account_key(store=store, kind=f"tender_{tender}"),
         ]
-        locked = accounts_lock(organisation_id=actor.organisation.pk, keys=keys)
+        earned_keys: list[AccountKey] = []
+        if package.earning_fen or package.points_earned:  # taken back below, as a bill refund would
+            holder = member_survivor(package.member)
+            earned_keys = [*points_account_keys(member=holder, earn=True), *growth_account_keys(member=holder)]
+        locked = accounts_lock(organisation_id=actor.organisation.pk, keys=[*keys, *earned_keys])
         package = MemberPackage.objects.select_for_update().get(pk=package.pk)
         done = PackageAdjustment.objects.filter(member_package=package, idempotency_key=key).first()
         if done is not None:
@@ -925,6 +952,7 @@ def package_refund(
         package.refunded_fen = quote.amount_fen
         package.refund_journal_id = journal.pk if journal is not None else None
         package.save(update_fields=["status", "refunded_fen", "refund_journal_id"])
+        _take_back_earnings(actor, package, quote.amount_fen, key)
         PackageAdjustment.objects.create(
             member_package=package,
             kind=AdjustmentKind.REFUND,
@@ -947,6 +975,33 @@ def package_refund(
             detail={"amount_fen": quote.amount_fen, "formula": quote.formula, "tender": tender, "reason": reason},
         )
     return package
+
+
+def _take_back_earnings(actor: Actor, package: MemberPackage, refunded_fen: int, key: str) -> None:
+    """The refunded share of what the sale earned: growth value and points, floored (the member keeps a
+    rounding fen rather than losing one). A full refund takes back everything the sale earned."""
+    if package.price_paid_fen <= 0 or refunded_fen <= 0:
+        return
+    growth = package.earning_fen * refunded_fen // package.price_paid_fen
+    points = package.points_earned * refunded_fen // package.price_paid_fen
+    reference = {"reference_type": "packages.MemberPackage", "reference_id": str(package.pk)}
+    if growth:
+        growth_add(
+            actor=actor,
+            member=package.member,
+            amount_fen=-growth,
+            idempotency_key=_derived_key(key, "grw"),
+            **reference,
+        )
+    if points:
+        points_take_back_part(
+            actor=actor,
+            member=package.member,
+            points=points,
+            idempotency_key=_derived_key(key, "pts"),
+            memo=f"package refund {package.pk}",
+            **reference,
+        )
 
 
 def package_freeze(

@@ -297,3 +297,27 @@ def test_sessions_for_a_free_service_are_refused_cleanly(
     assert refused.value.code in {"sales.invalid_tender", "sales.tender_mismatch"}
     bought.refresh_from_db()
     assert bought.remaining == 10
+
+
+def test_a_package_refund_takes_back_the_points_and_growth_its_sale_earned(
+    manager_at_till: Actor, member: Member, bought: MemberPackageItem
+) -> None:
+    from meiye.loyalty.selectors import growth_in_window, local_today, points_balance
+    from meiye.packages.services import package_refund
+
+    bill = Bill.objects.get(idempotency_key="buy-card")
+    package = bought.member_package
+    assert (package.earning_fen, package.points_earned) == (bill.earning_total_fen, bill.points_earned)
+    today = local_today(package.store)
+    assert growth_in_window(member, on=today) == 198_000
+    assert points_balance(member) == bill.points_earned
+
+    # when: refunded in full within the cooling-off period
+    package_refund(
+        actor=manager_at_till, member_package=package, tender="wechat", idempotency_key="cool-off", reason="冷静期"
+    )
+
+    # then: the growth and the points the sale earned are gone again
+    assert growth_in_window(member, on=today) == 0
+    assert points_balance(member) == 0
+    assert Journal.objects.filter(code="points.take_back", reference_id=str(package.pk)).count() == 1
