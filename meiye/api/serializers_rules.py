@@ -83,6 +83,16 @@ class EarningFlagSerializer(serializers.Serializer):
     points = serializers.IntegerField(help_text="Points she earned that day (all sources).")
     limit = serializers.IntegerField(help_text="The daily limit in force when she was flagged.")
     created_at = serializers.DateTimeField()
+    reviewed_at = serializers.DateTimeField(allow_null=True, help_text="When a manager reviewed it; null: not yet.")
+    reviewed_by = serializers.SerializerMethodField(help_text="Who reviewed it; null: not yet.")
+    review_note = serializers.CharField(help_text="What the reviewer found.")
+
+    def get_reviewed_by(self, flag: Any) -> str | None:
+        return str(flag.reviewed_by) if flag.reviewed_by_id is not None else None
+
+
+class EarningFlagReviewSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=500, help_text="What you found (e.g. 团购核实无误). Required.")
 
 
 # --- The offers preview of an open bill ---------------------------------------------------------------------------

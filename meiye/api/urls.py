@@ -19,7 +19,13 @@ from meiye.api.views.promotions import (
     PromotionViewSet,
     StackingView,
 )
-from meiye.api.views.rules import BillOffersView, EarningFlagsView, MemberCheckInView, RulesSettingsView
+from meiye.api.views.rules import (
+    BillOffersView,
+    EarningFlagReviewView,
+    EarningFlagsView,
+    MemberCheckInView,
+    RulesSettingsView,
+)
 from meiye.api.views.sales import BillViewSet, DailyCloseView
 from meiye.api.views.wallet import (
     PointsAdjustView,
@@ -68,6 +74,7 @@ v1_patterns = [
     path("rules/", RulesSettingsView.as_view(), name="rules"),
     path("members/<int:pk>/checkin/", MemberCheckInView.as_view(), name="member-checkin"),
     path("earning-flags/", EarningFlagsView.as_view(), name="earning-flags"),
+    path("earning-flags/<int:pk>/review/", EarningFlagReviewView.as_view(), name="earning-flag-review"),
     path("bills/<int:pk>/offers/", BillOffersView.as_view(), name="bill-offers"),
     *card_products.urlpatterns,
     *cards.urlpatterns,

@@ -271,3 +271,23 @@ def test_offers_preview_refusals(
     assert garbage.status_code == 400 and garbage.json()["code"] == "input.invalid_ids"
     assert other_store.status_code == 404
     assert Coupon.objects.get(pk=big.pk).status == CouponStatus.ACTIVE
+
+
+def test_a_manager_reviews_a_flag_with_a_note_once(hq_actor, manager_api, member):
+    rules_settings_save(actor=hq_actor, checkin_points=10, daily_earning_limit=5)
+    today = local_today(hq_actor.store)
+    checkin_record(actor=hq_actor, member=member, on=today)
+    earning_flags_raise(actor=Actor.system(hq_actor.organisation, hq_actor.store), on=today)
+    flag_id = manager_api.get(FLAGS).json()["results"][0]["id"]
+    url = f"/api/v1/earning-flags/{flag_id}/review/"
+
+    refused = manager_api.post(url, {"note": " "}, format="json", HTTP_IDEMPOTENCY_KEY="r0")
+    done = manager_api.post(url, {"note": "团购核实无误"}, format="json", HTTP_IDEMPOTENCY_KEY="r1")
+    again = manager_api.post(url, {"note": "再看一次"}, format="json", HTTP_IDEMPOTENCY_KEY="r2")
+
+    assert refused.status_code == 400
+    assert done.status_code == 200, done.json()
+    body = done.json()
+    assert body["review_note"] == "团购核实无误" and body["reviewed_by"] and body["reviewed_at"]
+    assert again.status_code == 409 and again.json()["code"] == "loyalty.flag_already_reviewed"
+    assert manager_api.get(FLAGS).json()["results"][0]["review_note"] == "团购核实无误"

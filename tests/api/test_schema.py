@@ -117,6 +117,7 @@ def test_schema_generates_and_validates_without_warnings(tmp_path):
         "PUT /api/v1/rules/",
         "POST /api/v1/members/{id}/checkin/",
         "GET /api/v1/earning-flags/",
+        "POST /api/v1/earning-flags/{id}/review/",
         "GET /api/v1/bills/{id}/offers/",
         # Cards and prepaid (issue 5): card products and recharge rules, member cards and payment security,
         # packages, gift cards, contracts, the liability report, stored-value refunds and transfers.

@@ -293,3 +293,21 @@ def test_managers_see_the_flags_of_their_stores_only(
     assert '<a href="/settings/rules/flags/" aria-current="page">积分复核</a>' in html
     assert len(re.findall(r'<tr data-flag="', everyone.content.decode())) == 2
     assert client_for(receptionist).get("/settings/rules/flags/").status_code == 403
+
+
+def test_a_manager_marks_a_flag_reviewed_on_the_page(hq, manager, client_for, member, store1):
+    rules_settings_save(actor=hq, checkin_points=10, daily_earning_limit=5)
+    today = local_today(store1)
+    checkin_record(actor=hq, member=member, on=today)
+    earning_flags_raise(actor=Actor.system(hq.organisation, store1), on=today)
+    flag = EarningFlag.objects.get(member=member)
+    client = client_for(manager)
+
+    refused = client.post(f"/settings/rules/flags/{flag.pk}/review/", {"note": ""})
+    assert refused.status_code == 400
+    assert f'id="error-note-{flag.pk}"' in refused.content.decode()
+
+    done = client.post(f"/settings/rules/flags/{flag.pk}/review/", {"note": "团购核实无误"})
+    assert done.status_code == 302
+    page = client.get("/settings/rules/flags/").content.decode()
+    assert "已复核" in page and "团购核实无误" in page

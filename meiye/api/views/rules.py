@@ -26,7 +26,7 @@ from meiye.api.schema import problems
 from meiye.api.views.base import ActorMixin
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
 from meiye.loyalty.models import CheckIn, EarningFlag
-from meiye.loyalty.rules import checkin_record, rules_config, rules_settings_save
+from meiye.loyalty.rules import checkin_record, earning_flag_review, rules_config, rules_settings_save
 from meiye.loyalty.selectors import local_today
 from meiye.members.models import Member
 from meiye.members.selectors import member_get, members_visible
@@ -109,7 +109,7 @@ def earning_flags_visible(actor: Actor) -> QuerySet[EarningFlag]:
     actor.require(Perm.MONEY_ADJUST)
     return (
         EarningFlag.objects.filter(organisation=actor.organisation, member__in=members_visible(actor))
-        .select_related("member")
+        .select_related("member", "reviewed_by")
         .order_by("-on", "member_id")
     )
 
@@ -138,6 +138,26 @@ class EarningFlagsView(ActorMixin, generics.GenericAPIView):
             found = found.filter(on__lte=date_to)
         page = self.paginate_queryset(found)
         return self.get_paginated_response(s.EarningFlagSerializer(page, many=True).data)
+
+
+class EarningFlagReviewView(ActorMixin, generics.GenericAPIView):
+    queryset = EarningFlag.objects.none()  # only for the schema
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Mark a daily-limit flag as reviewed",
+        operation_id="v1_earning_flag_review",
+        description="Records who reviewed it, when, and the note (required). A flag is reviewed once: again is 409 "
+        "`loyalty.flag_already_reviewed`. Needs `money.adjust` and a member of a store you may see; audited.",
+        request=s.EarningFlagReviewSerializer,
+        responses={200: s.EarningFlagSerializer, **problems(400, 403, 404, 409)},
+    )
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        form = s.EarningFlagReviewSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        flag = earning_flag_review(actor=self.actor, flag_id=pk, note=form.validated_data["note"])
+        return Response(s.EarningFlagSerializer(flag).data)
 
 
 # --- The offers preview of an open bill ------------------------------------------------------------------------

@@ -27,7 +27,14 @@ from meiye.frontdesk.forms_sales import MoneyField, add_sales_error
 from meiye.frontdesk.views.common import get_actor, staff_view
 from meiye.frontdesk.views.tier_pages import MultiplierField
 from meiye.loyalty.models import CheckIn, EarningFlag
-from meiye.loyalty.rules import BASIS_POINTS, RulesConfig, checkin_record, rules_config, rules_settings_save
+from meiye.loyalty.rules import (
+    BASIS_POINTS,
+    RulesConfig,
+    checkin_record,
+    earning_flag_review,
+    rules_config,
+    rules_settings_save,
+)
 from meiye.loyalty.selectors import ExpirySettings, expiry_settings, local_today, points_lifetime_months
 from meiye.loyalty.services import loyalty_expiry_settings_set
 from meiye.members.selectors import member_get, members_visible
@@ -282,19 +289,45 @@ def member_checkin(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def earning_flags(request: HttpRequest) -> HttpResponse:
     """Members who earned more points in a day than the daily limit (of the stores the actor may see)."""
+    return _flags_page(request)
+
+
+def _flags_page(
+    request: HttpRequest, *, review_errors: dict[int, str] | None = None, status: int = 200
+) -> HttpResponse:
     actor = get_actor(request)
     flags = list(
         EarningFlag.objects.filter(organisation=actor.organisation, member__in=members_visible(actor))
-        .select_related("member", "member__home_store")
+        .select_related("member", "member__home_store", "reviewed_by")
         .order_by("-on", "member_id")[:FLAGS_PAGE]
     )
-    context = {"tab": "rules", "flags": flags, "limit": rules_config(actor.organisation.pk).daily_earning_limit}
-    return render(request, "frontdesk/rules/flags.html", context)
+    context = {
+        "tab": "rules",
+        "flags": flags,
+        "limit": rules_config(actor.organisation.pk).daily_earning_limit,
+        "review_errors": review_errors or {},
+    }
+    return render(request, "frontdesk/rules/flags.html", context, status=status)
+
+
+@staff_view(Perm.MONEY_ADJUST)
+@require_POST
+def earning_flag_review_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark a flag as reviewed with a note; a refusal (no note, reviewed already) shows beside that flag's note."""
+    try:
+        earning_flag_review(actor=get_actor(request), flag_id=pk, note=request.POST.get("note", ""))
+    except ApplicationError as exc:
+        if exc.code.endswith("not_found"):
+            raise
+        return _flags_page(request, review_errors={pk: exc.message}, status=400)
+    messages.success(request, _("已标记为已复核。"))
+    return redirect("frontdesk:earning_flags")
 
 
 urlpatterns = [
     path("settings/rules/", rules_settings, name="rules_settings"),
     path("settings/rules/expiry/", rules_expiry_settings, name="rules_expiry_settings"),
     path("settings/rules/flags/", earning_flags, name="earning_flags"),
+    path("settings/rules/flags/<int:pk>/review/", earning_flag_review_view, name="earning_flag_review"),
     path("members/<int:pk>/checkin/", member_checkin, name="member_checkin"),
 ]
