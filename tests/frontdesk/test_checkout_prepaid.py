@@ -149,3 +149,15 @@ def test_a_gift_card_pays_from_the_screen_and_a_wrong_code_is_shown_beside_it(
     )
     assert response.status_code == 302
     assert gift_card_balance(card) == Money(0)
+
+
+def test_S06_the_points_row_says_how_many_points_may_pay_this_bill(receptionist, vip, catalogue, client_for):
+    # 林小姐 holds 12,000 points; the store's rate is 100 points per 元 and its cap 10% of the payable
+    client = client_for(receptionist)
+    bill = _open(client, vip)
+    _add(client, bill, catalogue["facial"])
+
+    screen = client.get(f"/checkout/{bill.pk}/").content.decode()
+
+    # 10% of 600.00 = 60.00, in whole 元: 6,000 points
+    assert "本单最多用 6000 积分抵 ¥60.00" in screen

@@ -50,7 +50,7 @@ from meiye.packages.selectors import member_packages
 from meiye.promotions.models import Coupon
 from meiye.promotions.selectors import coupons_held
 from meiye.sales.models import Bill, BillLine, BillStatus
-from meiye.sales.selectors import bill_get, bill_offers_preview, bills_list
+from meiye.sales.selectors import bill_get, bill_offers_preview, bills_list, points_offset_quote_for
 from meiye.sales.services import (
     CLEAR,
     bill_add_line,
@@ -208,6 +208,11 @@ def _bill_context(
         "tender_form": tender_form
         or TenderForm(initial={"idempotency_key": checkout_key(request, bill)}, package_choices=package_choices),
         "has_packages": bool(package_choices),
+        "points_quote": (
+            points_offset_quote_for(actor, bill.member, store=bill.store, payable=offers["offers"].payable_total)
+            if bill.member is not None and offers["offers"].payable_total.fen > 0
+            else None
+        ),
         "sv_auth": bill.member is not None and payment_auth_required(bill.member, actor.store),
         "floor_bp": settings.manual_discount_floor_bp,
         "points_per_yuan": int(bill.member_snapshot.get("points_per_yuan_offset") or settings.points_per_yuan_offset),
