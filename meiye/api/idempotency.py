@@ -34,6 +34,7 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
 from meiye.core import idempotency as core_idempotency
+from meiye.core.crypto import blind_index
 from meiye.core.errors import ApplicationError, ValidationFailed
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -56,8 +57,25 @@ def key_required_error() -> ValidationFailed:
     )
 
 
+# Body fields whose value is a secret a member or manager typed (a 6-digit payment password or one-time code,
+# an approval PIN, a gift card's code). A plain hash of a short secret is reversed in a second by trying every
+# value, and the fingerprint is stored (``IdempotencyRecord.request_hash``): so these values enter it only as a
+# keyed HMAC (the blind-index key), which still tells two different values apart.
+SECRET_FIELDS = frozenset({"password", "payment_password", "code", "payment_code", "approval_pin", "gift_card_code"})
+
+
+def _without_secrets(data: Any, *, secret: bool = False) -> Any:
+    if isinstance(data, dict):
+        return {key: _without_secrets(value, secret=key in SECRET_FIELDS) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_without_secrets(item, secret=secret) for item in data]
+    if secret and isinstance(data, str | int) and not isinstance(data, bool):
+        return {"hmac": blind_index(str(data), kind="idempotency.secret")}
+    return data
+
+
 def request_fingerprint(request: Request) -> str:
-    """Canonical hash of what makes two requests "the same" for a key."""
+    """Canonical hash of what makes two requests "the same" for a key (secrets only as a keyed HMAC)."""
     data: Any = request.data
     if isinstance(data, QueryDict):
         data = {key: data.getlist(key) for key in sorted(data.keys())}
@@ -65,7 +83,7 @@ def request_fingerprint(request: Request) -> str:
         {
             "method": request.method,
             "path": request.path,
-            "body": data,
+            "body": _without_secrets(data),
             "staff": request.user.pk,
             "store": (request.headers.get(STORE_HEADER) or "").strip(),
         }

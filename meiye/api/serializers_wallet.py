@@ -181,6 +181,12 @@ class WalletRefundRequestSerializer(serializers.Serializer):
 class WalletTransferRequestSerializer(serializers.Serializer):
     target_id = serializers.IntegerField(help_text="The member who receives the stored value.")
     reason = serializers.CharField(max_length=200)
+    password = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, max_length=32, help_text="Her payment password, if set."
+    )
+    code = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, max_length=32, help_text="Or a code sent to her phone."
+    )
 
 
 class WalletClosureSerializer(serializers.Serializer):

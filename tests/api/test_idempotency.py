@@ -234,3 +234,26 @@ def test_concurrent_first_attempts_with_one_key_create_one_member(client_for, re
     assert Member.objects.count() == 1
     assert IdempotencyRecord.objects.count() == 1
     assert AuditLog.objects.filter(action="member.create").count() == 1
+
+
+def test_a_typed_secret_enters_the_stored_fingerprint_only_as_a_keyed_hmac(db):
+    from rest_framework.parsers import JSONParser
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from meiye.api.idempotency import request_fingerprint
+    from meiye.core.idempotency import canonical_hash
+
+    def fingerprint(body):
+        raw = APIRequestFactory().post("/api/v1/cards/1/replace/", body, format="json")
+        request = Request(raw, parsers=[JSONParser()])
+        request.user = type("U", (), {"pk": 1})()
+        return request_fingerprint(request)
+
+    body = {"password": "482915", "tenders": [{"kind": "stored_value", "payment_code": "135790"}]}
+    plain = canonical_hash(
+        {"method": "POST", "path": "/api/v1/cards/1/replace/", "body": body, "staff": 1, "store": ""}
+    )
+    assert fingerprint(body) != plain  # a plain hash of 6 digits is reversed by trying a million values
+    assert fingerprint(body) == fingerprint(dict(body))
+    assert fingerprint(body) != fingerprint({**body, "password": "482916"})  # still tells requests apart

@@ -348,16 +348,30 @@ def test_cap_exceeded_is_a_problem_naming_amount(hq_api, reception_api, shopper)
     assert ledger_state() == before
 
 
-def test_close_and_transfer(hq_api, manager_api, reception_api, shopper, make_member, store1):
+def test_close_and_transfer(hq_api, manager_api, reception_api, shopper, make_member, store1, hq_admin, actor_for):
+    from meiye.cards.services import card_issue, card_settings_set
+
     _setup_s13(hq_api)
     assert _recharge(reception_api, shopper, {"amount": "3000.00", "tender": "wechat"}, key="a").status_code == 201
     other = make_member(store1)
-    moved = manager_api.post(
-        f"/api/v1/members/{shopper.pk}/wallet/transfer/",
-        {"target_id": other.pk, "reason": "转给家人"},
-        format="json",
-        HTTP_IDEMPOTENCY_KEY="t",
+
+    def transfer(key):
+        return manager_api.post(
+            f"/api/v1/members/{shopper.pk}/wallet/transfer/",
+            {"target_id": other.pk, "reason": "转给家人"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+
+    # a transfer goes through her card, where the store allows it
+    assert transfer("t0").json()["code"] == "card.not_found"
+    hq = actor_for(hq_admin, store1)
+    card_issue(actor=hq, member=shopper, idempotency_key="card")
+    assert transfer("t1").json()["code"] == "card.transfer_not_allowed"
+    card_settings_set(
+        actor=hq, store=store1, replacement_fee=Money(0), allow_balance_transfer=True, require_payment_auth=False
     )
+    moved = transfer("t")
     assert moved.status_code == 201, moved.json()
     assert (moved.json()["source"]["total"], moved.json()["target"]["pending"]) == ("0.00", "500.00")
     closed = manager_api.post(

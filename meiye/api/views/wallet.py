@@ -18,7 +18,9 @@ from meiye.api.fields import parse_amount
 from meiye.api.idempotency import IDEMPOTENCY_HEADER, idempotent
 from meiye.api.schema import problems
 from meiye.api.views.base import ActorMixin
-from meiye.core.errors import ValidationFailed
+from meiye.cards.selectors import member_live_card
+from meiye.cards.services import card_transfer_balance
+from meiye.core.errors import NotFound, ValidationFailed
 from meiye.core.money import Money
 from meiye.loyalty.selectors import growth_balance, local_today, points_balance, points_history, points_lots
 from meiye.loyalty.services import points_adjust
@@ -46,7 +48,6 @@ from meiye.wallet.services import (
     wallet_close,
     wallet_recharge,
     wallet_recharge_refund,
-    wallet_transfer,
 )
 
 WALLET = "wallet"
@@ -472,7 +473,9 @@ class WalletTransferView(_MemberScoped):
         tags=[WALLET],
         summary="Move the member's whole stored value to another member",
         description="Principal, bonus and pending bonus (with the pending instalments): one `wallet.transfer` "
-        "journal. Needs `prepaid.refund`; requires `Idempotency-Key`.",
+        "journal, through her card: only where the store allows transfers (`card.transfer_not_allowed`), with her "
+        "card active, and with her payment password or a code when she needs one to pay. Needs `prepaid.refund`; "
+        "requires `Idempotency-Key`.",
         request=s.WalletTransferRequestSerializer,
         responses={201: s.WalletTransferSerializer, **problems(400, 403, 404, 409)},
     )
@@ -482,11 +485,22 @@ class WalletTransferView(_MemberScoped):
         form = s.WalletTransferRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         target = self.member(form.validated_data["target_id"])
-        journal = wallet_transfer(
+        card = member_live_card(source)
+        if card is None:
+            raise NotFound(
+                "card.not_found",
+                zh="转赠：该会员没有会员卡，储值余额只能通过会员卡转赠。",
+                en="transfer: the member has no card; stored value is transferred through her card only.",
+                field="member",
+            )
+        # The card layer's checks (the store's setting, the card's status, her password) apply to every transfer.
+        journal = card_transfer_balance(
             actor=self.actor,
-            source=source,
+            card=card,
             target=target,
             reason=form.validated_data["reason"],
+            password=form.validated_data.get("password", ""),
+            code=form.validated_data.get("code", ""),
             idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, ""),
         )
         body = {"journal": journal, "source": _wallet(source), "target": _wallet(target)}
