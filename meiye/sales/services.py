@@ -835,7 +835,11 @@ def _complete(
     # 6. Prepaid: the sessions the bill used, the gift cards it took, the packages it sold (ADR 0006), in the
     #    bill's store whichever store the cashier has chosen.
     prepaid_actor = actor if actor.store == store else replace(actor, store=store)
-    for index, plan in enumerate(plans):
+    # Package items in primary-key order, as every lock is taken, so two checkouts cannot deadlock.
+    ordered = sorted(
+        enumerate(plans), key=lambda p: (p[1].package is None, p[1].package.member_item_id if p[1].package else 0)
+    )
+    for index, plan in ordered:
         if plan.package is not None:
             assert member is not None
             package_sessions_use(
