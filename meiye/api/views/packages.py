@@ -9,6 +9,7 @@ optionally.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.urls import URLPattern, URLResolver, path
@@ -249,6 +250,16 @@ class RefundView(ActorMixin, APIView):
         return Response(_package(member_package_get(self.actor, package.pk)))
 
 
+def _with_reason(view: ActorMixin, request: Request, pk: int, service: Callable[..., MemberPackage]) -> Response:
+    """Freeze / unfreeze: the member's package, a reason, the package as it is after."""
+    form = s.PackageReasonSerializer(data=request.data)
+    form.is_valid(raise_exception=True)
+    package = service(
+        actor=view.actor, member_package=member_package_get(view.actor, pk), reason=form.validated_data["reason"]
+    )
+    return Response(_package(member_package_get(view.actor, package.pk)))
+
+
 class FreezeView(ActorMixin, APIView):
     parser_classes = [JSONParser]
 
@@ -261,12 +272,7 @@ class FreezeView(ActorMixin, APIView):
     )
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
-        form = s.PackageReasonSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        package = package_freeze(
-            actor=self.actor, member_package=member_package_get(self.actor, pk), reason=form.validated_data["reason"]
-        )
-        return Response(_package(member_package_get(self.actor, package.pk)))
+        return _with_reason(self, request, pk, package_freeze)
 
 
 class UnfreezeView(ActorMixin, APIView):
@@ -281,12 +287,7 @@ class UnfreezeView(ActorMixin, APIView):
     )
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
-        form = s.PackageReasonSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        package = package_unfreeze(
-            actor=self.actor, member_package=member_package_get(self.actor, pk), reason=form.validated_data["reason"]
-        )
-        return Response(_package(member_package_get(self.actor, package.pk)))
+        return _with_reason(self, request, pk, package_unfreeze)
 
 
 class ExtendView(ActorMixin, APIView):
