@@ -14,7 +14,8 @@ to that moment, so a past date shows the past (later recharges, spending, expiri
   no session expired or refunded, ``count − left`` is ``used``, the refund formula's own number), attributed
   to the package's selling store (``MemberPackage.store``). A time card (no count) has no sessions in the
   ledger: it is valued by days as the refund is (``share − floor(share × days elapsed / days valid)``), while
-  its package was not yet refunded, transferred or expired on the date;
+  its package was not yet refunded, transferred (from the moment of the transfer, as for a refund) or
+  expired on the date; while its package is frozen it is valued as of the day it was frozen;
 - **gift cards** (礼品卡): the balances of ``giftcard`` accounts (kind ``gift_card``) by the store that sold
   the card.
 
@@ -43,7 +44,7 @@ from meiye.org.context import Actor
 from meiye.org.models import Store
 from meiye.org.roles import Perm
 from meiye.org.selectors import store_get, stores_visible
-from meiye.packages.models import MemberPackageItem, PackageStatus
+from meiye.packages.models import AdjustmentKind, MemberPackageItem, PackageAdjustment, PackageStatus
 from meiye.wallet.selectors import BONUS, PENDING, PRINCIPAL
 
 MEMBER_OWNER = "member"
@@ -238,7 +239,10 @@ def _packages(
         .order_by()
     }
     closing = Journal.objects.filter(pk=OuterRef("member_package__refund_journal_id")).values("created_at")[:1]
-    rows = items.annotate(refunded_at=Subquery(closing)).values(
+    handed_on = PackageAdjustment.objects.filter(
+        member_package_id=OuterRef("member_package_id"), kind=AdjustmentKind.TRANSFER
+    ).values("created_at")[:1]
+    rows = items.annotate(refunded_at=Subquery(closing), transferred_at=Subquery(handed_on)).values(
         "pk",
         "count",
         "share_fen",
@@ -249,7 +253,9 @@ def _packages(
         "from_first_use",
         "member_package__store_id",
         "member_package__status",
+        "member_package__frozen_on",
         "refunded_at",
+        "transferred_at",
     )
     for row in rows:
         store_id = row["member_package__store_id"]
@@ -270,10 +276,13 @@ def _time_card_value(row: Mapping[str, Any], cut: datetime, on: date) -> int:
     status = row["member_package__status"]
     if status == PackageStatus.REFUNDED and (row["refunded_at"] is None or row["refunded_at"] < cut):
         return 0
-    if status == PackageStatus.TRANSFERRED:
-        return 0  # its value moved to the new owner's package (a package of its own)
+    if status == PackageStatus.TRANSFERRED and (row["transferred_at"] is None or row["transferred_at"] < cut):
+        return 0  # its value moved to the new owner's package (a package of its own) at the transfer
     if row["expired_on"] is not None and row["expired_on"] <= on:
         return 0
+    frozen_on = row["member_package__frozen_on"]
+    if status == PackageStatus.FROZEN and frozen_on is not None:
+        on = min(on, frozen_on)  # a freeze pauses the clock: valued as of the day it was frozen
     share = int(row["share_fen"])
     valid_until = row["valid_until"]
     started = row["first_used_on"] is None or row["first_used_on"] <= on

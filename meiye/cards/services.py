@@ -59,7 +59,7 @@ from meiye.core.errors import ApplicationError, Conflict, NotFound, PermissionDe
 from meiye.core.idempotency import canonical_hash, conflict_error, validate_key
 from meiye.core.money import Money
 from meiye.ledger.models import Journal
-from meiye.ledger.services import Leg, journal_post
+from meiye.ledger.services import Leg, Posting, accounts_lock, journals_post
 from meiye.members.models import Member, MemberStatus
 from meiye.members.selectors import member_find_by_phone, member_get, members_visible
 from meiye.notify.events import WALLET_PAYMENT_CODE
@@ -71,6 +71,7 @@ from meiye.org.roles import Perm
 from meiye.org.selectors import store_get, stores_visible
 from meiye.wallet import services as wallet_services
 from meiye.wallet.models import CardProduct, Tender, WalletClosure
+from meiye.wallet.selectors import card_product_default, wallet_spend_order
 
 __all__ = [
     "CardImportResult",
@@ -359,26 +360,46 @@ def card_replace(
 def _post_fee(
     actor: Actor, store: Store, member: Member, new: MemberCard, fee: Money, tender: str, key: str
 ) -> Journal:
-    revenue = wallet_services.store_account(store=store, kind="revenue")
+    """The ``cards.replace_fee`` journal. Every account it posts to (the member's principal and bonus, or the
+    store tender; the store revenue) is locked in ONE ``accounts_lock`` (primary-key order, as a checkout
+    locks), never the member's balances first and the store's after: the two cannot deadlock."""
+    revenue_key = wallet_services.store_account_key(store=store, kind="revenue")
     if tender == STORED_VALUE:
-        split = wallet_services.wallet_split(member=member, store=store, amount=fee)
-        legs = [*wallet_services.wallet_spend_legs(member=member, split=split), Leg(revenue, fee.fen)]
-    else:
+        wallet_keys = wallet_services.wallet_account_keys(member=member)
+        spend_order = wallet_spend_order(store)
+        locked = accounts_lock(
+            organisation_id=actor.organisation.pk, keys=[wallet_keys.principal, wallet_keys.bonus, revenue_key]
+        )
+        split = wallet_services.wallet_split_locked(
+            member=member, store=store, amount=fee, locked=locked, spend_order=spend_order
+        )
         legs = [
-            Leg(wallet_services.store_account(store=store, kind=f"tender_{tender}"), -fee.fen),
-            Leg(revenue, fee.fen),
+            Leg(locked.get(account_key), -part.fen)
+            for account_key, part in ((wallet_keys.principal, split.principal), (wallet_keys.bonus, split.bonus))
+            if part.fen
         ]
-    return journal_post(
+    else:
+        tender_key = wallet_services.store_account_key(store=store, kind=f"tender_{tender}")
+        locked = accounts_lock(organisation_id=actor.organisation.pk, keys=[tender_key, revenue_key])
+        legs = [Leg(locked.get(tender_key), -fee.fen)]
+    legs.append(Leg(locked.get(revenue_key), fee.fen))
+    (journal,) = journals_post(
         organisation_id=actor.organisation.pk,
-        code="cards.replace_fee",
-        entries=legs,
-        reference_type=CARD_REFERENCE,
-        reference_id=str(new.pk),
-        staff_id=actor.staff.pk if actor.staff is not None else None,
-        store_id=store.pk,
-        idempotency_key=f"{key}:cny",
-        memo=f"补卡工本费 replacement fee {tender}",
+        postings=[
+            Posting(
+                code="cards.replace_fee",
+                entries=legs,
+                reference_type=CARD_REFERENCE,
+                reference_id=str(new.pk),
+                staff_id=actor.staff.pk if actor.staff is not None else None,
+                store_id=store.pk,
+                idempotency_key=f"{key}:cny",
+                memo=f"补卡工本费 replacement fee {tender}",
+            )
+        ],
+        locked=locked,
     )
+    return journal
 
 
 # --- Transfer and closing ---------------------------------------------------------------------------------
@@ -396,7 +417,8 @@ def card_transfer_balance(
 ) -> Journal:
     """Move the card holder's whole stored value (principal, bonus, pending bonus) to another member
     (``wallet.transfer``), only where the acting store allows transfers (``card.transfer_not_allowed``).
-    The holder's password or code is checked first when she needs one to pay."""
+    The holder's password or code is checked first when she needs one to pay. The target's cap applies
+    (``wallet.cap_exceeded``, field ``target``: her live card's product, else the default product)."""
     actor.require(Perm.PREPAID_REFUND)
     store = _store_required(actor)
     reason = _reason(reason, required=True)
@@ -439,7 +461,11 @@ def card_close(
     """Close a card (销卡): the member's wallet is closed (``wallet_close``: the remaining principal paid
     out by ``tender``, bonus forfeited, pending bonus cancelled) and the card's number never works again.
     Returns wallet's ``WalletClosure``, or None when her wallet was already empty (nothing to pay out).
-    A retry with the same key returns the first closing."""
+    A retry with the same key returns the first closing.
+
+    No balance is locked here: ``wallet_close`` locks every account it posts to (member and store) in one
+    ``accounts_lock``, so a card close and a checkout cannot deadlock; an empty wallet is its refusal
+    ``wallet.nothing_to_close``, taken under that lock."""
     actor.require(Perm.PREPAID_REFUND)
     reason = _reason(reason, required=True)
     key = validate_key(idempotency_key)
@@ -449,12 +475,18 @@ def card_close(
             return WalletClosure.objects.filter(organisation=actor.organisation, idempotency_key=key).first()
         if card.status not in LIVE_STATUSES:
             raise _status_error(card, "close")
-        balance = wallet_services.wallet_balance(card.member, lock=True)
         closure = None
-        if balance.total.fen or balance.pending.fen:
-            closure = wallet_services.wallet_close(
-                actor=actor, member=card.member, tender=tender, idempotency_key=key, reason=reason
-            )
+        # An empty wallet needs no tender: without a valid one, only a wallet that holds something is closed
+        # (read unlocked; wallet_close then refuses the tender).
+        if tender in Tender.values or _wallet_holds_anything(card.member):
+            try:
+                with transaction.atomic():
+                    closure = wallet_services.wallet_close(
+                        actor=actor, member=card.member, tender=tender, idempotency_key=key, reason=reason
+                    )
+            except ApplicationError as exc:
+                if exc.code != "wallet.nothing_to_close":
+                    raise
         _set_status(card, CardStatus.CLOSED, reason, stamp="closed_at")
         card.closed_key = key
         card.save(update_fields=["closed_key"])
@@ -470,6 +502,11 @@ def card_close(
             },
         )
     return closure
+
+
+def _wallet_holds_anything(member: Member) -> bool:
+    balance = wallet_services.wallet_balance(member)
+    return bool(balance.total.fen or balance.pending.fen)
 
 
 # --- Settings --------------------------------------------------------------------------------------------------
@@ -1158,7 +1195,12 @@ def payment_codes_purge_due(*, on: date, organisation_id: int | None = None) -> 
 def cards_merge(actor: Actor, survivor: Member, merged: Member) -> dict[str, Any]:
     """``members.services.MERGE_HOOKS`` entry: the merged member's cards move to the survivor. If both
     hold a live card, the survivor keeps hers and the merged member's becomes ``replaced`` by it (one live
-    card per member); its number then names the survivor's card in the refusal."""
+    card per member); its number then names the survivor's card in the refusal.
+
+    Payment password: her stored value now sits in the survivor's wallet, so it stays protected. When the
+    survivor has no password, the merged member's (hash, date and lock-out state) becomes hers; when both
+    have one, the survivor keeps her own (she is the one who pays from now on) and the merged member's row is
+    left with the tombstone."""
     survivor_live = MemberCard.objects.select_for_update().filter(member=survivor, status__in=LIVE_STATUSES).first()
     merged_live = MemberCard.objects.select_for_update().filter(member=merged, status__in=LIVE_STATUSES).first()
     retired = ""
@@ -1168,7 +1210,44 @@ def cards_merge(actor: Actor, survivor: Member, merged: Member) -> dict[str, Any
         merged_live.save(update_fields=["replaced_by"])
         retired = merged_live.number
     moved = MemberCard.objects.filter(member=merged).update(member=survivor)
-    return {"cards": moved, "cards_retired": retired}
+    return {"cards": moved, "cards_retired": retired, "payment_password": _merge_password(survivor, merged)}
+
+
+def _merge_password(survivor: Member, merged: Member) -> str:
+    """ "carried" (the merged member's password is now the survivor's), "kept" (both had one: the
+    survivor's stays) or "" (the merged member had none)."""
+    theirs = PaymentPassword.objects.select_for_update().filter(member=merged).exclude(password_hash="").first()
+    if theirs is None:
+        return ""
+    mine = PaymentPassword.objects.select_for_update().filter(member=survivor).first()
+    if mine is not None and mine.password_hash:
+        return "kept"
+    if mine is None:
+        theirs.member = survivor
+        theirs.save(update_fields=["member", "updated_at"])
+        return "carried"
+    mine.password_hash, mine.set_at = theirs.password_hash, theirs.set_at
+    mine.failures = max(mine.failures, theirs.failures)
+    if theirs.locked_until is not None and (mine.locked_until is None or theirs.locked_until > mine.locked_until):
+        mine.locked_until = theirs.locked_until
+    mine.save(update_fields=["password_hash", "set_at", "failures", "locked_until", "updated_at"])
+    theirs.password_hash, theirs.set_at = "", None
+    theirs.save(update_fields=["password_hash", "set_at", "updated_at"])
+    return "carried"
+
+
+def _live_card_product(member: Member) -> tuple[CardProduct | None, bool] | None:
+    """``wallet.services.TARGET_PRODUCT_SOURCES`` entry: the product (else the default) and named flag of the
+    member's live card; None when she has none."""
+    card = member_live_card(member)
+    if card is None:
+        return None
+    return (card.product or card_product_default(member.organisation_id), card.named)
+
+
+# Registered when this module is imported (``CardsConfig.ready`` imports it), like the merge hook.
+if _live_card_product not in wallet_services.TARGET_PRODUCT_SOURCES:
+    wallet_services.TARGET_PRODUCT_SOURCES.append(_live_card_product)
 
 
 def cards_export_section(member: Member) -> tuple[str, Any]:

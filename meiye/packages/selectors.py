@@ -107,19 +107,40 @@ def _package_not_found() -> Exception:
 # --- value and refund ------------------------------------------------------------------------------------------
 
 
-def item_value_fen(item: MemberPackageItem, on: date) -> int:
+def valuation_day(member_package: MemberPackage, on: date) -> date:
+    """The day an item of the package is valued and checked on: ``on``, or while the package is frozen the day
+    it was frozen (a freeze pauses the clock: the expiry job skips frozen packages, so their sessions are
+    still there, and unfreezing adds the frozen days to the validity)."""
+    if member_package.status == PackageStatus.FROZEN and member_package.frozen_on is not None:
+        return min(on, member_package.frozen_on)
+    return on
+
+
+def item_expired(item: MemberPackageItem, on: date, *, member_package: MemberPackage | None = None) -> bool:
+    """Whether the item is past its validity on ``on`` (expired by the job, or its last valid day before the
+    valuation day — the freeze day while its package is frozen)."""
+    if item.expired_on is not None:
+        return True
+    package = member_package if member_package is not None else item.member_package
+    return item.valid_until is not None and item.valid_until < valuation_day(package, on)
+
+
+def item_value_fen(item: MemberPackageItem, on: date, *, member_package: MemberPackage | None = None) -> int:
     """What is left of the item's share: ``share − floor(share × used / count)`` (ADR 0006); 0 once expired.
 
     A time card item (no count) is valued by days: ``share − floor(share × days elapsed / days valid)``; one
-    whose validity has not started (counted from first use, never used) keeps its whole share."""
-    if item.expired_on is not None or (item.valid_until is not None and item.valid_until < on):
+    whose validity has not started (counted from first use, never used) keeps its whole share. While the
+    package is frozen, the item is valued as of the day it was frozen (``valuation_day``)."""
+    package = member_package if member_package is not None else item.member_package
+    if item_expired(item, on, member_package=package):
         return 0
     if item.count is not None:
         return item.share_fen - (item.share_fen * item.used) // item.count
     if item.valid_until is None:
         return item.share_fen
+    day = valuation_day(package, on)
     total = (item.valid_until - item.valid_from).days + 1
-    elapsed = min(max((on - item.valid_from).days, 0), total)
+    elapsed = min(max((day - item.valid_from).days, 0), total)
     return item.share_fen - (item.share_fen * elapsed) // total
 
 
@@ -150,11 +171,15 @@ class RefundQuote:
 
 def refund_quote(member_package: MemberPackage, items: list[MemberPackageItem], on: date) -> RefundQuote:
     """The refund of a package on ``on``: the full price within the cooling-off days if nothing was used;
-    otherwise by the product's formula, item by item, each floored at 0:
+    otherwise by the product's formula (the contract's words), floored at 0:
 
-    - ``unit_price``: the item's value after use (``item_value_fen``) — S-19: 1,980.00 − 3 × 198.00 = 1,386.00;
-    - ``list_price``: the item's share − sessions used × the service's list price.
-    Expired items refund nothing (their sessions are gone)."""
+    - ``unit_price``: each item's value after use (``item_value_fen``), summed — S-19: 1,980.00 − 3 × 198.00
+      = 1,386.00;
+    - ``list_price``: 实付价款 − 已使用次数 × 项目原价，最低为 0 — the price paid (the items' shares) less
+      every session used × its service's list price, one floor for the whole package: a combo of 1,800.00
+      with 5 facials (list 298.00) used refunds 1,800.00 − 5 × 298.00 = 310.00.
+    Expired items refund nothing (their sessions are gone: neither their share nor their uses count). While
+    the package is frozen, items are valued and checked as of the day it was frozen."""
     price = Money(member_package.price_paid_fen)
     unused = all(item.used == 0 for item in items)
     if unused and (on - member_package.purchased_on).days <= member_package.cooling_off_days:
@@ -168,20 +193,21 @@ def refund_quote(member_package: MemberPackage, items: list[MemberPackageItem], 
             ),
         )
     lines = []
+    list_price = member_package.refund_formula == RefundFormula.LIST_PRICE
     for item in items:
         share = Money(item.share_fen).as_decimal_string()
-        expired = item.expired_on is not None or (item.valid_until is not None and item.valid_until < on)
-        if expired:
+        if item_expired(item, on, member_package=member_package):
             value = 0
             zh, en = f"{item.name}：已过期，退 0.00", f"{item.name}: expired, refunds 0.00"
-        elif member_package.refund_formula == RefundFormula.LIST_PRICE:
-            value = max(0, item.share_fen - item.used * item.list_price_fen)
+        elif list_price:
+            # not floored here: the floor is the package's (the contract's "最低为 0")
+            value = item.share_fen - item.used * item.list_price_fen
             lst = Money(item.list_price_fen).as_decimal_string()
             out = Money(value).as_decimal_string()
             zh = f"{item.name}：{share} − {item.used} × {lst}（原价） = {out}"
             en = f"{item.name}: {share} − {item.used} × {lst} (list price) = {out}"
         else:
-            value = item_value_fen(item, on)
+            value = item_value_fen(item, on, member_package=member_package)
             out = Money(value).as_decimal_string()
             if item.count is not None:
                 unit = Money(item.share_fen // item.count).as_decimal_string()
@@ -191,15 +217,18 @@ def refund_quote(member_package: MemberPackage, items: list[MemberPackageItem], 
                 zh = f"{item.name}：{share} 按剩余天数折算 = {out}"
                 en = f"{item.name}: {share} prorated by days left = {out}"
         lines.append(RefundLine(item.pk, item.name, item.count, item.used, item.share_fen, value, zh, en))
-    amount = sum(line.value_fen for line in lines)
+    amount = max(0, sum(line.value_fen for line in lines))
     formula = str(member_package.refund_formula)
     total = Money(amount).as_decimal_string()
+    floor_zh = floor_en = ""
+    if list_price:
+        floor_zh, floor_en = "（最低为 0）", " (at least 0)"
     return RefundQuote(
         amount_fen=amount,
         formula=formula,
         lines=lines,
-        text_zh="；".join(line.text_zh for line in lines) + f"。合计退款 {total}",
-        text_en="; ".join(line.text_en for line in lines) + f". Refund {total}",
+        text_zh="；".join(line.text_zh for line in lines) + f"。合计退款{floor_zh} {total}",
+        text_en="; ".join(line.text_en for line in lines) + f". Refund{floor_en} {total}",
     )
 
 

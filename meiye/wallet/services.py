@@ -11,6 +11,7 @@ A recharge earns no points and no growth value: points and growth come when the 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ from meiye.wallet.selectors import (
 
 __all__ = [
     "STORE_ACCOUNT_KINDS",
+    "TARGET_PRODUCT_SOURCES",
     "WalletAccounts",
     "WalletBalance",
     "WalletSplit",
@@ -123,6 +125,13 @@ STORE_ACCOUNT_KINDS = frozenset(
         "bonus_forfeited",  # bonus money taken back when a card is closed or a recharge refunded
     }
 )
+
+logger = logging.getLogger(__name__)
+
+# Where a member's card product comes from when a transfer brings her stored value (the cap to apply). The
+# card layer, above wallet, registers the member's live card (product, named); the first answer that is not
+# None wins, else the organisation's default product on a named card.
+TARGET_PRODUCT_SOURCES: list[Callable[[Member], tuple[CardProduct | None, bool] | None]] = []
 
 PREPAID_RECORD_REASON = (
     "单用途商业预付卡：发卡企业须登记购卡人信息并保存充值、消费记录（《单用途商业预付卡管理办法（试行）》）"
@@ -403,6 +412,11 @@ def wallet_recharge(
             # Locked with the wallet's, in one statement, so a recharge and a checkout cannot deadlock.
             keys += points_account_keys(member=member, earn=True)
         locked = accounts_lock(organisation_id=member.organisation_id, keys=keys)
+        # A concurrent request with the same key may have committed while this one waited on the locks: it is
+        # a replay, never a second recharge (nor a cap refusal caused by the first one).
+        first = _recharge_replay(actor, key, request)
+        if first is not None:
+            return first
         principal_account, bonus_account, pending_account = (locked.get(k) for k in member_keys)
         _check_cap(product, named, Money(locked.balance(principal_account)), amount)
         try:
@@ -530,8 +544,11 @@ def _recharge_product(actor: Actor, product: CardProduct | None) -> CardProduct 
     return found
 
 
-def _check_cap(product: CardProduct | None, named: bool, principal: Money, amount: Money) -> None:
-    """S-16: the principal after the recharge may not exceed the product's cap for a named / anonymous card."""
+def _check_cap(
+    product: CardProduct | None, named: bool, principal: Money, amount: Money, *, field: str = "amount"
+) -> None:
+    """S-16: the principal after the recharge (or a transfer in, ``field="target"``) may not exceed the
+    product's cap for a named / anonymous card."""
     if product is None:
         return
     cap_fen = product.named_cap_fen if named else product.anonymous_cap_fen
@@ -539,6 +556,30 @@ def _check_cap(product: CardProduct | None, named: bool, principal: Money, amoun
         return
     cap, room = Money(cap_fen), Money(max(0, cap_fen - principal.fen))
     card_zh, card_en = ("记名卡", "a named card") if named else ("不记名卡", "an anonymous card")
+    if field == "target":
+        raise ApplicationError(
+            "wallet.cap_exceeded",
+            zh=(
+                f"转入会员：{product.name}{card_zh}本金上限为 {cap.as_decimal_string()}，转入会员当前本金 "
+                f"{principal.as_decimal_string()}，最多还能转入 {room.as_decimal_string()}，"
+                f"本次转入本金 {amount.as_decimal_string()} 超出上限。"
+            ),
+            en=(
+                f"target: the principal of {card_en} of {product.name} is capped at {cap.as_decimal_string()}; the "
+                f"target member holds {principal.as_decimal_string()}, so at most {room.as_decimal_string()} more "
+                f"may be transferred in, not {amount.as_decimal_string()}."
+            ),
+            field="target",
+            extra={
+                "cap": cap.as_decimal_string(),
+                "cap_fen": cap.fen,
+                "room": room.as_decimal_string(),
+                "room_fen": room.fen,
+                "principal_fen": principal.fen,
+                "amount_fen": amount.fen,
+                "named": named,
+            },
+        )
     raise ApplicationError(
         "wallet.cap_exceeded",
         zh=(
@@ -728,6 +769,10 @@ def wallet_bonus_release_due(
     second run (or a concurrent one, which waits on the locks) releases nothing more; a run that stopped
     half-way resumes with the batches it had not committed. ``notify``: one ``wallet.bonus_released`` message
     per member and day. ``progress`` is told each batch's size.
+
+    An instalment moved to another member (a transfer or merge) after the batch was read is left for the next
+    run; a batch that fails is rolled back, logged, and the run goes on with the next one (its instalments
+    stay pending and are released by a later run).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -747,7 +792,17 @@ def wallet_bonus_release_due(
         for pk, org_id, member_id in rows:
             by_org.setdefault(org_id, []).append((pk, member_id))
         for org_id, items in sorted(by_org.items()):
-            released += _release_batch(org_id, items, on, notify)
+            try:
+                released += _release_batch(org_id, items, on, notify)
+            except Exception:
+                # One organisation's bad batch must not stop the day's run for everyone else.
+                logger.exception(
+                    "wallet.bonus_release: batch of %d instalments of organisation %s failed (first #%s, on %s)",
+                    len(items),
+                    org_id,
+                    items[0][0],
+                    on.isoformat(),
+                )
         if progress is not None:
             progress(len(rows))
     return released
@@ -757,9 +812,17 @@ def _release_batch(organisation_id: int, items: list[tuple[int, int]], on: date,
     member_ids = sorted({member_id for _pk, member_id in items})
     with transaction.atomic():
         locked = _lock_wallets_of(organisation_id, member_ids)
+        # Only the instalments still held by the members locked above: one moved to another member since the
+        # batch was read (transfer, merge) has its pending bonus in an account not locked here; the next run
+        # releases it.
         instalments = list(
             BonusInstalment.objects.select_for_update()
-            .filter(pk__in=[pk for pk, _m in items], status=InstalmentStatus.PENDING, due_on__lte=on)
+            .filter(
+                pk__in=[pk for pk, _m in items],
+                member_id__in=member_ids,
+                status=InstalmentStatus.PENDING,
+                due_on__lte=on,
+            )
             .order_by("pk")
         )
         if not instalments:
@@ -889,7 +952,11 @@ def wallet_recharge_refund(
     - ``wallet.recharge_used``: anything left the member's principal or bonus after the recharge — any
       ledger entry taking money out of either account in a journal posted after the recharge's (a payment,
       even one refunded since, a close, a transfer, another recharge's refund);
-    - ``wallet.recharge_refunded``: refunded already (the same key returns the refunded recharge).
+    - ``wallet.recharge_merged``: the recharge was made by a member merged into this one since (her own
+      spending is not in this member's accounts, so "nothing spent since" cannot be checked; ``wallet_merge``
+      also ends the cooling-off of the recharges it moves);
+    - ``wallet.recharge_refunded``: refunded already (the same key with the same tender and reason returns the
+      refunded recharge; with another tender or reason, ``idempotency.key_reused``).
     """
     actor.require(Perm.PREPAID_REFUND)
     _check_tender(tender)
@@ -909,11 +976,27 @@ def wallet_recharge_refund(
         )
         if recharge.refund_journal is not None:
             if recharge.refund_journal.idempotency_key == journal_key:
+                if (recharge.refund_tender, recharge.refund_reason) != (tender, reason):
+                    raise conflict_error(key)
                 return recharge
             raise Conflict(
                 "wallet.recharge_refunded",
                 zh=f"充值 #{recharge.pk} 已于 {recharge.refunded_at:%Y-%m-%d} 退款，不能重复退款。",
                 en=f"Recharge #{recharge.pk} was refunded on {recharge.refunded_at:%Y-%m-%d}; it cannot be refunded again.",
+                field="recharge",
+            )
+        if _recharge_moved_by_merge(recharge, member):
+            raise Conflict(
+                "wallet.recharge_merged",
+                zh=(
+                    f"充值 #{recharge.pk}：该充值由已合并到本会员的另一会员账户办理，无法核实充值后是否有消费，"
+                    "不能冷静期退款，请使用退卡结清。"
+                ),
+                en=(
+                    f"recharge #{recharge.pk}: it was made by a member merged into this one since, so whether "
+                    "anything was spent from it cannot be checked; the cooling-off refund is not possible — close "
+                    "the card instead."
+                ),
                 field="recharge",
             )
         today = local_today(recharge.store)
@@ -1013,13 +1096,25 @@ def wallet_recharge_refund(
     return recharge
 
 
+def _recharge_moved_by_merge(recharge: Recharge, member: Member) -> bool:
+    """Whether the recharge's principal went into another member's account than ``member``'s (the recharge
+    was moved to her by a member merge). The ledger keeps the original member: no extra column needed."""
+    if recharge.journal_id is None:
+        return False
+    return (
+        Entry.objects.filter(journal_id=recharge.journal_id, account__owner_type="member", account__kind=PRINCIPAL)
+        .exclude(account__owner_id=member.pk)
+        .exists()
+    )
+
+
 def wallet_close(*, actor: Actor, member: Member, tender: str, idempotency_key: str, reason: str) -> WalletClosure:
     """Close the member's stored value with a refund (退卡结清, S-15): one ``wallet.close`` journal — member
     principal −P, store ``tender_<tender>`` +P (P paid back); member bonus −B, store ``bonus_forfeited`` +B
     (the released bonus is forfeited); member pending −X, the recharge stores' ``bonus_issued`` +X (pending
     instalments cancelled). Needs ``prepaid.refund``; audited. Refused ``wallet.nothing_to_close`` when all
-    three are zero. Idempotent per key (a replay returns the first closure). Points and the tier she has
-    keep."""
+    three are zero. Idempotent per key (a replay with the same member, tender and reason returns the first
+    closure; anything else is ``idempotency.key_reused``). Points and the tier she has keep."""
     actor.require(Perm.PREPAID_REFUND)
     _check_tender(tender)
     reason = _check_reason(reason)
@@ -1027,7 +1122,7 @@ def wallet_close(*, actor: Actor, member: Member, tender: str, idempotency_key: 
     member = member_get(actor, member.pk)
     store = _require_store(actor)
     with transaction.atomic():
-        first = _closure_replay(actor, key, member, tender)
+        first = _closure_replay(actor, key, member, tender, reason)
         if first is not None:
             return first
         pending_stores = sorted(
@@ -1085,7 +1180,7 @@ def wallet_close(*, actor: Actor, member: Member, tender: str, idempotency_key: 
                     created_by=actor.staff,
                 )
         except IntegrityError:
-            first = _closure_replay(actor, key, member, tender)
+            first = _closure_replay(actor, key, member, tender, reason)
             if first is None:
                 raise
             return first
@@ -1134,11 +1229,11 @@ def wallet_close(*, actor: Actor, member: Member, tender: str, idempotency_key: 
     return closure
 
 
-def _closure_replay(actor: Actor, key: str, member: Member, tender: str) -> WalletClosure | None:
+def _closure_replay(actor: Actor, key: str, member: Member, tender: str, reason: str) -> WalletClosure | None:
     first = WalletClosure.objects.filter(organisation=actor.organisation, idempotency_key=key).first()
     if first is None:
         return None
-    if (first.member_id, first.tender) != (member.pk, tender):
+    if (first.member_id, first.tender, first.reason) != (member.pk, tender, reason):
         raise conflict_error(key)
     return first
 
@@ -1146,8 +1241,10 @@ def _closure_replay(actor: Actor, key: str, member: Member, tender: str) -> Wall
 def wallet_transfer(*, actor: Actor, source: Member, target: Member, idempotency_key: str, reason: str) -> Journal:
     """Move the source member's whole principal, bonus and pending bonus (with her pending instalments) to the
     target member: one ``wallet.transfer`` journal. Needs ``prepaid.refund``; audited. The card layer decides
-    whether a transfer is allowed. Refused ``wallet.transfer_same_member`` and ``wallet.nothing_to_transfer``.
-    A replay with the same key returns the first journal."""
+    whether a transfer is allowed. Refused ``wallet.transfer_same_member``, ``wallet.nothing_to_transfer`` and
+    ``wallet.cap_exceeded`` (field ``target``: her principal after the transfer would exceed the cap of her
+    product — her live card's, from ``TARGET_PRODUCT_SOURCES``, else the organisation's default on a named
+    card; nothing written). A replay with the same key, target and reason returns the first journal."""
     actor.require(Perm.PREPAID_REFUND)
     reason = _check_reason(reason)
     key = validate_key(idempotency_key)
@@ -1164,14 +1261,21 @@ def wallet_transfer(*, actor: Actor, source: Member, target: Member, idempotency
     with transaction.atomic():
         first = journal_by_idempotency_key(organisation_id=source.organisation_id, key=journal_key)
         if first is not None:
-            if (first.code, first.reference_id) != ("wallet.transfer", str(source.pk)) or not first.memo.startswith(
-                f"→#{target.pk} "
+            if (first.code, first.reference_id, first.memo) != (
+                "wallet.transfer",
+                str(source.pk),
+                _transfer_memo(target, reason),
             ):
                 raise conflict_error(key)
             return first
+        product, named = _target_product(target)
         source_keys, target_keys = _member_keys(source.pk), _member_keys(target.pk)
         locked = accounts_lock(organisation_id=source.organisation_id, keys=[*source_keys, *target_keys])
         amounts = [locked.balance(locked.get(k)) for k in source_keys]
+        if amounts[0]:
+            _check_cap(
+                product, named, Money(locked.balance(locked.get(target_keys[0]))), Money(amounts[0]), field="target"
+            )
         if not any(amounts):
             raise Conflict(
                 "wallet.nothing_to_transfer",
@@ -1194,7 +1298,7 @@ def wallet_transfer(*, actor: Actor, source: Member, target: Member, idempotency
                     staff_id=_staff_id(actor),
                     store_id=actor.store.pk if actor.store is not None else None,
                     idempotency_key=journal_key,
-                    memo=f"→#{target.pk} {reason}"[:255],
+                    memo=_transfer_memo(target, reason),
                 )
             ],
             locked=locked,
@@ -1215,6 +1319,20 @@ def wallet_transfer(*, actor: Actor, source: Member, target: Member, idempotency
             },
         )
     return journal
+
+
+def _transfer_memo(target: Member, reason: str) -> str:
+    return f"→#{target.pk} {reason}"[:255]
+
+
+def _target_product(member: Member) -> tuple[CardProduct | None, bool]:
+    """The card product (and named or not) whose cap applies to ``member``'s principal: her live card's (the
+    card layer answers through ``TARGET_PRODUCT_SOURCES``), else the organisation's default, named."""
+    for source in TARGET_PRODUCT_SOURCES:
+        found = source(member)
+        if found is not None:
+            return found
+    return card_product_default(member.organisation_id), True
 
 
 # --- Card products and recharge rules (HQ settings) -----------------------------------------------------------
@@ -1459,13 +1577,13 @@ def wallet_settings_set(*, actor: Actor, store: Store, spend_order: str) -> Wall
 def wallet_merge(actor: Actor, survivor: Member, merged: Member) -> dict[str, Any]:
     """``members.services.MERGE_HOOKS`` entry: move the merged member's principal, bonus and pending bonus to
     the survivor (one ``wallet.merge`` journal), and her recharge records and pending instalments with them.
-    Runs in ``member_merge``'s transaction."""
-    moved: dict[str, Any] = {
-        "recharges": Recharge.objects.filter(member=merged).update(member=survivor),
-        "instalments": BonusInstalment.objects.filter(member=merged, status=InstalmentStatus.PENDING).update(
-            member=survivor
-        ),
-    }
+    Runs in ``member_merge``'s transaction.
+
+    The balance rows are locked first (one ``accounts_lock``, primary-key order, as a checkout does) and only
+    then are the recharge and instalment rows updated. A moved recharge's cooling-off ends on the day before
+    the merge (``cooling_off_until``; it was spent from, or not, in accounts the survivor's no longer show;
+    ``wallet_recharge_refund`` refuses it ``wallet.recharge_merged`` anyway). The survivor's product cap is
+    not applied: a merge corrects the records of one person, her money is hers whatever the cap."""
     kinds = (PRINCIPAL, BONUS, PENDING)
     sources = [
         account_find(
@@ -1475,9 +1593,10 @@ def wallet_merge(actor: Actor, survivor: Member, merged: Member) -> dict[str, An
     ]
     zero = {"wallet_principal_fen": 0, "wallet_bonus_fen": 0, "wallet_pending_fen": 0}
     if not any(sources):
-        return moved | zero
+        return _merge_rows(actor, survivor, merged) | zero
     wanted = [AccountKey("member", merged.pk, CNY, kind) for kind, a in zip(kinds, sources, strict=True) if a]
     locked = accounts_lock(organisation_id=survivor.organisation_id, keys=[*wanted, *_member_keys(survivor.pk)])
+    moved = _merge_rows(actor, survivor, merged)
     targets = _member_keys(survivor.pk)
     amounts: dict[str, int] = {}
     legs: list[Leg] = []
@@ -1501,6 +1620,22 @@ def wallet_merge(actor: Actor, survivor: Member, merged: Member) -> dict[str, An
         "wallet_principal_fen": amounts[PRINCIPAL],
         "wallet_bonus_fen": amounts[BONUS],
         "wallet_pending_fen": amounts[PENDING],
+    }
+
+
+def _merge_rows(actor: Actor, survivor: Member, merged: Member) -> dict[str, Any]:
+    """Move the merged member's recharges and pending instalments to the survivor, ending the cooling-off of
+    the recharges still in it (see ``wallet_merge``)."""
+    yesterday = local_today(actor.store) - timedelta(days=1)
+    ended = Recharge.objects.filter(member=merged, refund_journal__isnull=True, cooling_off_until__gt=yesterday).update(
+        cooling_off_until=yesterday
+    )
+    return {
+        "recharges": Recharge.objects.filter(member=merged).update(member=survivor),
+        "recharges_cooling_off_ended": ended,
+        "instalments": BonusInstalment.objects.filter(member=merged, status=InstalmentStatus.PENDING).update(
+            member=survivor
+        ),
     }
 
 

@@ -365,7 +365,7 @@ def test_expiry_command_and_reminder(sell: Sell, combo: PackageProduct, member: 
     assert "0 sessions of 0 items" in out.getvalue()
 
 
-def test_sessions_returned_to_an_expired_package_expire_again(
+def test_sessions_cannot_go_back_to_an_expired_item(
     sell: Sell, facial_card: PackageProduct, member: Member, cashier: Actor
 ) -> None:
     (package,) = sell(facial_card, member)
@@ -382,10 +382,9 @@ def test_sessions_returned_to_an_expired_package_expire_again(
     )
     assert packages_expire_due(on=date(2027, 1, 10)) == 8
     assert MemberPackage.objects.get(pk=package.pk).status == PackageStatus.EXPIRED
-    package_sessions_return_for_bill(actor=cashier, bill_id=77, quantities=None, idempotency_key="r77")
+    with pytest.raises(ApplicationError) as refused:
+        package_sessions_return_for_bill(actor=cashier, bill_id=77, quantities=None, idempotency_key="r77")
+    assert refused.value.code == "refund.package_closed"
     item.refresh_from_db()
-    assert (item.remaining, _sessions(item)) == (2, 2)
-    assert packages_expire_due(on=date(2027, 1, 11)) == 2
-    item.refresh_from_db()
-    assert (item.remaining, item.expired_sessions, _sessions(item)) == (0, 10, 0)
+    assert (item.remaining, item.expired_sessions, _sessions(item)) == (0, 8, 0)
     assert packages_verify() == []

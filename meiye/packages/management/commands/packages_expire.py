@@ -35,16 +35,24 @@ class Command(BaseCommand):
         for organisation in Organisation.objects.order_by("pk"):
             due = packages_expiry_items(on=day, organisation_id=organisation.pk)
             bar = Progress(len(due), f"次卡过期 Package expiry {organisation.code}")
+            skipped: list[int] = []
             sessions = packages_expire_due(
                 on=day,
                 organisation_id=organisation.pk,
                 item_ids=due,
                 batch_size=options["batch"],
                 progress=bar.advance,
+                skipped=skipped,
             )
             bar.finish()
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"packages_expire {organisation.code} {day.isoformat()}: {sessions} sessions of {len(due)} items"
+                    f"packages_expire {organisation.code} {day.isoformat()}: {sessions} sessions of "
+                    f"{len(due) - len(skipped)} items"
                 )
             )
+            if skipped:
+                self.stderr.write(
+                    f"packages_expire {organisation.code}: {len(skipped)} items out of step with the ledger, "
+                    f"not expired: {', '.join(map(str, skipped))} (see packages_verify)"
+                )
