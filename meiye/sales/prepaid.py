@@ -172,13 +172,14 @@ def check_prepaid_refundable(bill_id: int, tender_kinds: set[str], on: Any) -> N
     (not refunded, transferred or expired since, S-22), the money to a gift card that has not expired since."""
     if TenderKind.PACKAGE in tender_kinds:
         from meiye.packages.models import PackageStatus, SessionUse
+        from meiye.packages.selectors import item_expired
 
         uses = SessionUse.objects.filter(bill_id=bill_id).select_related("member_item__member_package")
         for use in uses:
             item = use.member_item
             package = item.member_package
             gone = package.status not in (PackageStatus.ACTIVE, PackageStatus.FROZEN)
-            if gone or (item.valid_until is not None and item.valid_until < on):
+            if gone or item_expired(item, on, member_package=package):  # a frozen package is judged at its freeze
                 raise Conflict(
                     "refund.package_closed",
                     zh=f"本单用「{package.name}」付款，该次卡已退款、转让或过期，次数无法退回：请改用其他方式处理。",
