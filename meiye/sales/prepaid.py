@@ -21,16 +21,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from meiye.cards.services import stored_value_authorize
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
+from meiye.giftcards import services as giftcards_services
+from meiye.giftcards.models import GiftCard, GiftCardStatus
+from meiye.giftcards.selectors import code_index_of, gift_card_for_code, normalise_code
 from meiye.members.models import Member
 from meiye.org.context import Actor
-from meiye.sales.models import BillLine, TenderKind
+from meiye.packages import services as packages_services
+from meiye.packages.models import PackageStatus, SessionUse
+from meiye.packages.selectors import item_expired, member_item_get
+from meiye.sales.models import BillLine, Tender, TenderKind
 from meiye.sales.pricing import prorate_cumulative
-
-if TYPE_CHECKING:
-    from meiye.giftcards.models import GiftCard
 
 PACKAGE_LINE_KIND = "package"
 
@@ -57,8 +61,6 @@ def authorize_stored_value(*, actor: Actor, member: Member | None, tenders: Sequ
     tender = next((t for t in tenders if t.kind == TenderKind.STORED_VALUE), None)
     if tender is None:
         return
-    from meiye.cards.services import stored_value_authorize
-
     stored_value_authorize(
         actor=actor,
         member=member,
@@ -77,8 +79,6 @@ def package_tender_values(
     wanted = [(index, t) for index, t in enumerate(tenders) if t.kind == TenderKind.PACKAGE]
     if not wanted:
         return {}
-    from meiye.packages.selectors import member_item_get
-
     values: dict[int, PackageTenderValue] = {}
     used_units: dict[int, int] = {}  # bill line (by position) -> units already paid with sessions
     for index, tender in wanted:
@@ -148,8 +148,6 @@ def gift_cards_for_tenders(actor: Actor, tenders: Sequence[Any]) -> dict[int, Gi
     wanted = [(index, t) for index, t in enumerate(tenders) if t.kind == TenderKind.GIFT_CARD]
     if not wanted:
         return {}
-    from meiye.giftcards.selectors import gift_card_for_code
-
     cards: dict[int, GiftCard] = {}
     seen: set[int] = set()
     for index, tender in wanted:
@@ -171,9 +169,6 @@ def check_prepaid_refundable(bill_id: int, tender_kinds: set[str], on: Any) -> N
     """A refund must be able to give back what the bill took: the sessions to a package that is still usable
     (not refunded, transferred or expired since, S-22), the money to a gift card that has not expired since."""
     if TenderKind.PACKAGE in tender_kinds:
-        from meiye.packages.models import PackageStatus, SessionUse
-        from meiye.packages.selectors import item_expired
-
         uses = SessionUse.objects.filter(bill_id=bill_id).select_related("member_item__member_package")
         for use in uses:
             item = use.member_item
@@ -190,9 +185,6 @@ def check_prepaid_refundable(bill_id: int, tender_kinds: set[str], on: Any) -> N
                     field="lines",
                 )
     if TenderKind.GIFT_CARD in tender_kinds:
-        from meiye.giftcards.models import GiftCardStatus
-        from meiye.sales.models import Tender
-
         for tender in Tender.objects.filter(bill_id=bill_id, kind=TenderKind.GIFT_CARD).select_related("gift_card"):
             card = tender.gift_card
             if card is not None and (
@@ -238,58 +230,22 @@ def _bad(where: str, zh: str, en: str) -> ValidationFailed:
     return ValidationFailed("sales.invalid_tender", zh=f"{where}：{zh}。", en=f"{where}: {en}.", field="tenders")
 
 
-# --- the prepaid apps' calls, imported when first used (TODO(lead): import at the top once they have landed) ---
+# --- the prepaid apps' calls, said of the tender they come from -------------------------------------------------
 
 
 def package_sessions_use(*, index: int, **kwargs: Any) -> Any:
-    from meiye.packages.services import package_sessions_use as use
-
     try:
-        return use(**kwargs)
+        return packages_services.package_sessions_use(**kwargs)
     except ApplicationError as exc:
         raise at_tender(index, exc) from None
-
-
-def packages_issue_for_bill(**kwargs: Any) -> Any:
-    from meiye.packages.services import packages_issue_for_bill as issue
-
-    return issue(**kwargs)
-
-
-def package_sessions_return_for_bill(**kwargs: Any) -> Any:
-    from meiye.packages.services import package_sessions_return_for_bill as give_back
-
-    return give_back(**kwargs)
-
-
-def gift_card_account_key(card: GiftCard) -> Any:
-    from meiye.giftcards.selectors import gift_card_account_key as account_key
-
-    return account_key(card)
 
 
 def gift_card_check(card: GiftCard, amount_fen: int, on: Any, balance_fen: int, *, index: int) -> None:
-    from meiye.giftcards.services import gift_card_check as check
-
     try:
-        check(card, amount_fen, on, balance_fen)
+        giftcards_services.gift_card_check(card, amount_fen, on, balance_fen)
     except ApplicationError as exc:
         raise at_tender(index, exc) from None
 
 
-def gift_card_after_use(**kwargs: Any) -> Any:
-    from meiye.giftcards.services import gift_card_after_use as after_use
-
-    return after_use(**kwargs)
-
-
-def gift_card_after_refund(**kwargs: Any) -> Any:
-    from meiye.giftcards.services import gift_card_after_refund as after_refund
-
-    return after_refund(**kwargs)
-
-
 def gift_card_code_index(code: str) -> str:
-    from meiye.giftcards.selectors import code_index_of, normalise_code
-
     return code_index_of(normalise_code(code))

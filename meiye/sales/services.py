@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, QuerySet, Subquery
@@ -51,6 +51,9 @@ from meiye.catalog.selectors import store_prices
 from meiye.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed, not_found
 from meiye.core.idempotency import canonical_hash, conflict_error, validate_key
 from meiye.core.money import Money, allocate_int
+from meiye.giftcards.models import GiftCard
+from meiye.giftcards.selectors import gift_card_account_key
+from meiye.giftcards.services import gift_card_after_refund, gift_card_after_use
 from meiye.ledger.models import Account, Journal
 from meiye.ledger.services import AccountKey, Leg, Posting, accounts_lock, journal_post, journal_reverse, journals_post
 from meiye.loyalty.models import PointsLot
@@ -81,6 +84,7 @@ from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.roles import Perm
 from meiye.org.selectors import store_get, stores_visible
+from meiye.packages.services import package_sessions_return_for_bill, packages_issue_for_bill
 from meiye.promotions.models import Coupon
 from meiye.promotions.offers import OfferLine, evaluate
 from meiye.promotions.selectors import (
@@ -110,18 +114,13 @@ from meiye.sales.prepaid import (
     authorize_stored_value,
     check_package_buyer,
     check_prepaid_refundable,
-    gift_card_account_key,
-    gift_card_after_refund,
-    gift_card_after_use,
     gift_card_check,
     gift_card_code_index,
     gift_cards_for_tenders,
     needs_stored_value_auth,
     package_lines,
-    package_sessions_return_for_bill,
     package_sessions_use,
     package_tender_values,
-    packages_issue_for_bill,
 )
 from meiye.sales.pricing import (
     EarningContext,
@@ -142,9 +141,6 @@ from meiye.wallet.services import (
     wallet_refund_legs,
     wallet_split_locked,
 )
-
-if TYPE_CHECKING:
-    from meiye.giftcards.models import GiftCard
 
 # Every journal of a bill, its refunds included, references the bill, so the ledger tells its whole story
 # (``ledger.selectors.journals_for_reference``).
