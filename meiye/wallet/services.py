@@ -556,42 +556,31 @@ def _check_cap(
         return
     cap, room = Money(cap_fen), Money(max(0, cap_fen - principal.fen))
     card_zh, card_en = ("记名卡", "a named card") if named else ("不记名卡", "an anonymous card")
+    limit_zh = f"{product.name}{card_zh}本金上限为 {cap.as_decimal_string()}"
+    limit_en = f"the principal of {card_en} of {product.name} is capped at {cap.as_decimal_string()}"
     if field == "target":
-        raise ApplicationError(
-            "wallet.cap_exceeded",
-            zh=(
-                f"转入会员：{product.name}{card_zh}本金上限为 {cap.as_decimal_string()}，转入会员当前本金 "
-                f"{principal.as_decimal_string()}，最多还能转入 {room.as_decimal_string()}，"
-                f"本次转入本金 {amount.as_decimal_string()} 超出上限。"
-            ),
-            en=(
-                f"target: the principal of {card_en} of {product.name} is capped at {cap.as_decimal_string()}; the "
-                f"target member holds {principal.as_decimal_string()}, so at most {room.as_decimal_string()} more "
-                f"may be transferred in, not {amount.as_decimal_string()}."
-            ),
-            field="target",
-            extra={
-                "cap": cap.as_decimal_string(),
-                "cap_fen": cap.fen,
-                "room": room.as_decimal_string(),
-                "room_fen": room.fen,
-                "principal_fen": principal.fen,
-                "amount_fen": amount.fen,
-                "named": named,
-            },
+        zh = (
+            f"转入会员：{limit_zh}，转入会员当前本金 {principal.as_decimal_string()}，最多还能转入 "
+            f"{room.as_decimal_string()}，本次转入本金 {amount.as_decimal_string()} 超出上限。"
+        )
+        en = (
+            f"target: {limit_en}; the target member holds {principal.as_decimal_string()}, so at most "
+            f"{room.as_decimal_string()} more may be transferred in, not {amount.as_decimal_string()}."
+        )
+    else:
+        zh = (
+            f"充值金额：{limit_zh}，当前本金 {principal.as_decimal_string()}，最多还能充 {room.as_decimal_string()}，"
+            f"本次 {amount.as_decimal_string()} 超出上限。"
+        )
+        en = (
+            f"amount: {limit_en}; it holds {principal.as_decimal_string()}, so at most {room.as_decimal_string()} "
+            f"more may be recharged, not {amount.as_decimal_string()}."
         )
     raise ApplicationError(
         "wallet.cap_exceeded",
-        zh=(
-            f"充值金额：{product.name}{card_zh}本金上限为 {cap.as_decimal_string()}，当前本金 "
-            f"{principal.as_decimal_string()}，最多还能充 {room.as_decimal_string()}，本次 {amount.as_decimal_string()} 超出上限。"
-        ),
-        en=(
-            f"amount: the principal of {card_en} of {product.name} is capped at {cap.as_decimal_string()}; it holds "
-            f"{principal.as_decimal_string()}, so at most {room.as_decimal_string()} more may be recharged, "
-            f"not {amount.as_decimal_string()}."
-        ),
-        field="amount",
+        zh=zh,
+        en=en,
+        field=field,
         extra={
             "cap": cap.as_decimal_string(),
             "cap_fen": cap.fen,
