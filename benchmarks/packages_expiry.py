@@ -1,7 +1,8 @@
-"""Package expiry benchmark: time ``packages_expire_due`` over 1,000,000 sessions on SQLite. Prints figures;
-never asserts.
+"""Package expiry benchmark: time ``packages_expire_due`` over 1,000,000 sessions on SQLite or PostgreSQL.
+Prints figures; never asserts.
 
-In a THROWAWAY SQLite database (``--db``, default var/bench_packages.sqlite3, migrated afresh):
+In a THROWAWAY database (SQLite ``--db``, default var/bench_packages.sqlite3; or ``--backend postgresql``,
+a database created for the run and dropped after it), migrated afresh:
   - one organisation, store, member and a 10-session package product, through the services;
   - ``--items`` member package items of 10 sessions each (default 100,000 = 1,000,000 sessions), with their
     ledger accounts, balances and ``packages.issue`` journals, built in bulk (``journals_post`` in batches);
@@ -10,12 +11,14 @@ In a THROWAWAY SQLite database (``--db``, default var/bench_packages.sqlite3, mi
 
 Examples:  python benchmarks/packages_expiry.py --quick      (1,000 items = 10,000 sessions)
            python benchmarks/packages_expiry.py              (100,000 items = 1,000,000 sessions)
+           python benchmarks/packages_expiry.py --backend postgresql
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from datetime import date
@@ -25,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SESSIONS_PER_ITEM = 10
+PG_DB = "meiye_bench_packages"
 PURCHASE = date(2025, 1, 1)
 EXPIRY_DAY = date(2026, 6, 1)
 
@@ -34,14 +38,26 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="member package items of 10 sessions")
     parser.add_argument("--batch", type=int, default=None, help="expiry batch size (default: the service's)")
     parser.add_argument("--db", default=str(ROOT / "var" / "bench_packages.sqlite3"))
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help=f"postgresql: a throwaway database {PG_DB} on 127.0.0.1, dropped afterwards",
+    )
     parser.add_argument("--quick", action="store_true", help="1,000 items (10,000 sessions)")
     args = parser.parse_args()
     if args.quick:
         args.items = 1_000
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{args.db}{suffix}").unlink(missing_ok=True)
     os.environ.pop("DATABASE_URL", None)
-    os.environ["MEIYE_SQLITE_PATH"] = args.db
+    if args.backend == "postgresql":
+        pg = ["-h", "127.0.0.1", "-U", "postgres"]
+        subprocess.run(["dropdb", *pg, "--if-exists", "--force", PG_DB], check=True)
+        subprocess.run(["createdb", *pg, PG_DB], check=True)
+        os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{args.db}{suffix}").unlink(missing_ok=True)
+        os.environ["MEIYE_SQLITE_PATH"] = args.db
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
     import django
 
@@ -51,7 +67,14 @@ def main() -> None:
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
     print(f"migrate: {time.perf_counter() - started:.1f}s")
-    build_and_run(args)
+    try:
+        build_and_run(args)
+    finally:
+        if args.backend == "postgresql":
+            from django.db import connections
+
+            connections.close_all()
+            subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", PG_DB], check=False)
 
 
 def build_and_run(args: argparse.Namespace) -> None:
