@@ -74,7 +74,9 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-            subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", PG_DB], check=False)
+            subprocess.run(
+                ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", PG_DB], check=False
+            )
 
 
 def build_and_run(args: argparse.Namespace) -> None:
