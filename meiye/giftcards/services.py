@@ -64,8 +64,7 @@ from meiye.members.models import Member
 from meiye.members.selectors import member_get
 from meiye.org.context import Actor
 from meiye.org.roles import Perm
-from meiye.wallet.models import Tender
-from meiye.wallet.services import store_account, store_account_key
+from meiye.wallet.services import check_tender, store_account, store_account_key
 
 __all__ = [
     "BREAKAGE_KIND",
@@ -145,14 +144,7 @@ def gift_card_sell(
             en=f"quantity: 1 to {MAX_QUANTITY} cards per sale.",
             field="quantity",
         )
-    if tender not in Tender.values:
-        raise ValidationFailed(
-            "giftcard.invalid_tender",
-            zh=f"支付方式：{tender!r} 无效，可选现金、银行卡、微信、支付宝。",
-            en=f"tender: {tender!r} is not valid; use cash, card, wechat or alipay.",
-            field="tender",
-            extra={"choices": list(Tender.values)},
-        )
+    check_tender(tender, code="giftcard.invalid_tender")
     today = local_today(store)
     if not isinstance(expires_on, date) or expires_on < today:
         raise ValidationFailed(

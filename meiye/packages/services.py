@@ -74,8 +74,7 @@ from meiye.packages.models import (
     ValidityUnit,
 )
 from meiye.packages.selectors import item_expired, item_value_fen, member_package_get, refund_quote
-from meiye.wallet.models import Tender
-from meiye.wallet.services import store_account_key
+from meiye.wallet.services import check_tender, store_account_key
 
 logger = logging.getLogger(__name__)
 
@@ -940,13 +939,7 @@ def package_refund(
     actor.require(Perm.PREPAID_REFUND)
     key = validate_key(idempotency_key)
     reason = _require_reason(reason)
-    if tender not in Tender.values:
-        raise ValidationFailed(
-            "package.invalid_tender",
-            zh=f"退款方式：{tender!r} 无效，可选现金、银行卡、微信、支付宝。",
-            en=f"tender: {tender!r} is not valid; use cash, card, wechat or alipay.",
-            field="tender",
-        )
+    check_tender(tender, code="package.invalid_tender", label_zh="退款方式")
     store = actor.store
     if store is None:
         raise ValidationFailed(

@@ -89,6 +89,7 @@ __all__ = [
     "WalletAccounts",
     "WalletBalance",
     "WalletSplit",
+    "check_tender",
     "split_amount",
     "store_account",
     "store_account_key",
@@ -376,7 +377,7 @@ def wallet_recharge(
             en="bonus: must not be negative.",
             field="bonus",
         )
-    _check_tender(tender)
+    check_tender(tender)
     external_ref = (external_ref or "").strip()
     if len(external_ref) > 64:
         raise ValidationFailed(
@@ -948,7 +949,7 @@ def wallet_recharge_refund(
       refunded recharge; with another tender or reason, ``idempotency.key_reused``).
     """
     actor.require(Perm.PREPAID_REFUND)
-    _check_tender(tender)
+    check_tender(tender)
     reason = _check_reason(reason)
     key = validate_key(idempotency_key)
     found = Recharge.objects.filter(organisation=actor.organisation, pk=recharge.pk).select_related("store").first()
@@ -1105,7 +1106,7 @@ def wallet_close(*, actor: Actor, member: Member, tender: str, idempotency_key: 
     three are zero. Idempotent per key (a replay with the same member, tender and reason returns the first
     closure; anything else is ``idempotency.key_reused``). Points and the tier she has keep."""
     actor.require(Perm.PREPAID_REFUND)
-    _check_tender(tender)
+    check_tender(tender)
     reason = _check_reason(reason)
     key = validate_key(idempotency_key)
     member = member_get(actor, member.pk)
@@ -1697,11 +1698,13 @@ def _member_keys(member_id: int) -> tuple[AccountKey, AccountKey, AccountKey]:
     )
 
 
-def _check_tender(tender: str) -> None:
+def check_tender(tender: str, *, code: str = "wallet.invalid_tender", label_zh: str = "支付方式") -> None:
+    """A money tender taken or paid out outside a bill: cash, card, wechat or alipay (else ``code``, on field
+    ``tender``). Shared by every prepaid service that moves money through a store's tender account."""
     if tender not in Tender.values:
         raise ValidationFailed(
-            "wallet.invalid_tender",
-            zh=f"支付方式：{tender!r} 无效，可选现金、银行卡、微信、支付宝。",
+            code,
+            zh=f"{label_zh}：{tender!r} 无效，可选现金、银行卡、微信、支付宝。",
             en=f"tender: {tender!r} is not valid; use cash, card, wechat or alipay.",
             field="tender",
             extra={"choices": list(Tender.values)},
