@@ -37,7 +37,8 @@ from meiye.org.context import Actor  # noqa: E402
 from meiye.org.models import Organisation, Staff  # noqa: E402
 from meiye.org.services import api_token_create  # noqa: E402
 from meiye.sales.services import LineInput, TenderInput, bill_checkout  # noqa: E402
-from meiye.wallet.services import wallet_recharge  # noqa: E402
+from meiye.wallet.models import CardProduct  # noqa: E402
+from meiye.wallet.services import CardProductInput, card_product_save, wallet_recharge  # noqa: E402
 
 FUNDED_MEMBERS = 400
 ITEMS = [
@@ -112,6 +113,11 @@ def main() -> None:
     )
     # Top every funded card up on each run (a fresh key per run), the hot card (the last) generously, so
     # no request of this run is refused for an empty wallet.
+    # The demo's default card product caps a named card at 5,000.00 (S-16); the benchmark's cards use a
+    # product of their own with no cap, so the hot card can hold enough for a whole run.
+    product = CardProduct.objects.filter(organisation=org, code="bench-uncapped").first() or card_product_save(
+        actor=hq, data=CardProductInput(code="bench-uncapped", name="压测储值卡 Benchmark card", cooling_off_days=0)
+    )
     run = uuid.uuid4().hex[:8]
     for member_id in members:
         amount = "1000000.00" if member_id == members[-1] else "100000.00"
@@ -121,6 +127,7 @@ def main() -> None:
             amount=Money.parse(amount),
             tender="wechat",
             external_ref="bench",
+            product=product,
             idempotency_key=f"bench-recharge-{run}-{member_id}",
         )
     _token, secret = api_token_create(actor=hq, staff=front, name="benchmark")

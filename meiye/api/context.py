@@ -34,6 +34,7 @@ def actor_from_request(request: Request) -> Actor:
         )
     actor = Actor(staff=staff, organisation=staff.organisation, store=None, ip=client_ip(request._request))
     raw = (request.headers.get(STORE_HEADER) or "").strip()
-    default = stores_visible(actor).filter(is_active=True).order_by("id")
-    store: Store | None = store_get(actor, raw) if raw else default.first()
+    store: Store | None = (
+        store_get(actor, raw) if raw else stores_visible(actor).filter(is_active=True).order_by("id").first()
+    )
     return replace(actor, store=store)

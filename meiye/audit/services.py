@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from django.db import models
 
 from meiye.audit.models import AuditLog
+from meiye.core.db.fastwrite import insert_rows
 
 
 class ActorLike(Protocol):
@@ -32,7 +33,7 @@ def audit_record(
     if obj is not None:
         object_type = object_type or obj._meta.label
         object_id = object_id or str(obj.pk)
-    return AuditLog.objects.create(
+    row = AuditLog(
         organisation=actor.organisation,
         staff=actor.staff,
         store=actor.store,
@@ -43,3 +44,5 @@ def audit_record(
         object_repr=str(obj)[:200] if obj is not None else "",
         detail=detail or {},
     )
+    insert_rows([row])  # SQL built once per connection (meiye.core.db.fastwrite): every action is audited
+    return row

@@ -30,7 +30,7 @@ from typing import Any
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from meiye.audit.services import audit_record
@@ -55,6 +55,7 @@ from meiye.cards.selectors import (
     normalise_number,
     payment_auth_required,
 )
+from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed, not_found
 from meiye.core.idempotency import canonical_hash, conflict_error, validate_key
 from meiye.core.money import Money
@@ -68,7 +69,7 @@ from meiye.notify.services import notify_event
 from meiye.org.context import Actor
 from meiye.org.models import Store
 from meiye.org.roles import Perm
-from meiye.org.selectors import store_get, stores_visible
+from meiye.org.selectors import store_get
 from meiye.wallet import services as wallet_services
 from meiye.wallet.models import CardProduct, Tender, WalletClosure
 from meiye.wallet.selectors import card_product_default, wallet_spend_order
@@ -976,30 +977,43 @@ class _PaymentGate:
     store_requires_auth: bool
 
 
-def _payment_gate(actor: Actor, member_id: int) -> _PaymentGate:
-    """What ``stored_value_authorize`` decides on, in ONE query (the checkout's hot path): the member as
-    the actor may see her (``member.not_found`` otherwise), her live card's status, whether she has a payment
-    password and whether the acting store requires one from everybody."""
-    store_id = actor.store.pk if actor.store is not None else None
-    # The scope of ``members.selectors.member_get``, with the visible stores as a subquery, not a query.
-    actor.require(Perm.MEMBER_VIEW)
-    visible = Member.objects.filter(organisation=actor.organisation).exclude(status=MemberStatus.MERGED)
-    if actor.staff is not None and not actor.staff.sees_all_stores:
-        visible = visible.filter(home_store_id__in=stores_visible(actor).values("pk"))
-    row = (
-        visible.filter(pk=member_id)
-        .select_related("home_store")
+def _payment_gate_query(
+    organisation_id: int, member_id: int, store_id: int, staff_id: int | None = None
+) -> QuerySet[Member]:
+    """The scope of ``members.selectors.member_get`` (a staff member's visible stores as a subquery), with the
+    member's live card status, whether she has a payment password and whether the store requires one."""
+    visible = Member.objects.filter(organisation_id=organisation_id, pk=member_id).exclude(status=MemberStatus.MERGED)
+    if staff_id is not None:
+        own = Store.objects.filter(organisation_id=organisation_id, staff__id=staff_id)
+        visible = visible.filter(home_store_id__in=own.values("pk"))
+    return (
+        visible.select_related("home_store")
         .annotate(
             _live_status=Subquery(
                 MemberCard.objects.filter(member=OuterRef("pk"), status__in=LIVE_STATUSES).values("status")[:1]
             ),
             _has_password=Exists(PaymentPassword.objects.filter(member=OuterRef("pk")).exclude(password_hash="")),
-            _store_requires=Exists(
-                CardSettings.objects.filter(store_id=store_id or 0, require_payment_auth=True)  # 0: no store
-            ),
+            _store_requires=Exists(CardSettings.objects.filter(store_id=store_id, require_payment_auth=True)),
         )
-        .first()
+        .order_by("pk")[:1]
     )
+
+
+# Compiled once per connection (meiye.core.db.prepared): every stored-value payment asks.
+_GATE_ANY_STORE: PreparedQuery[Member] = PreparedQuery(_payment_gate_query, [int, int, int])
+_GATE_OWN_STORES: PreparedQuery[Member] = PreparedQuery(_payment_gate_query, [int, int, int, int])
+
+
+def _payment_gate(actor: Actor, member_id: int) -> _PaymentGate:
+    """What ``stored_value_authorize`` decides on, in ONE query (the checkout's hot path): the member as
+    the actor may see her (``member.not_found`` otherwise), her live card's status, whether she has a payment
+    password and whether the acting store requires one from everybody."""
+    store_id = actor.store.pk if actor.store is not None else 0  # 0: no store, which requires nothing
+    actor.require(Perm.MEMBER_VIEW)
+    if actor.staff is None or actor.staff.sees_all_stores:
+        row = _GATE_ANY_STORE.first(actor.organisation.pk, member_id, store_id)
+    else:
+        row = _GATE_OWN_STORES.first(actor.organisation.pk, member_id, store_id, actor.staff.pk)
     if row is None:
         raise not_found("member.not_found", "会员", "Member")
     annotated: Any = row

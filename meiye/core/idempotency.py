@@ -24,6 +24,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from meiye.core.db.fastwrite import insert_rows
+from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import Conflict, ValidationFailed
 from meiye.core.models import IdempotencyRecord
 
@@ -66,9 +68,17 @@ class Replay:
     response: dict[str, Any]
 
 
+_RECORD: PreparedQuery[IdempotencyRecord] = PreparedQuery(
+    lambda organisation_id, key: IdempotencyRecord.objects.filter(organisation_id=organisation_id, key=key).order_by(
+        "pk"
+    )[:1],
+    [int, str],
+)
+
+
 def lookup(*, organisation_id: int, key: str, request_hash: str) -> Replay | None:
     """The stored result for this key, or None. Raises ``idempotency.key_reused`` on a different body."""
-    record = IdempotencyRecord.objects.filter(organisation_id=organisation_id, key=key).first()
+    record = _RECORD.first(organisation_id, key)
     if record is None:
         return None
     if record.request_hash != request_hash:
@@ -80,7 +90,7 @@ def store(
     *, organisation_id: int, key: str, scope: str, request_hash: str, status_code: int, response: dict[str, Any]
 ) -> None:
     """Store the first result; must run inside the transaction of the operation it records."""
-    IdempotencyRecord.objects.create(
+    record = IdempotencyRecord(
         organisation_id=organisation_id,
         key=key,
         scope=scope,
@@ -88,6 +98,7 @@ def store(
         status_code=status_code,
         response=response,
     )
+    insert_rows([record])
 
 
 def run_idempotent(

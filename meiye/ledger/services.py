@@ -28,6 +28,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.base import ModelState
 from django.utils import timezone
 
+from meiye.core.db.fastwrite import insert_rows
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
 from meiye.core.idempotency import canonical_hash, validate_key
 from meiye.ledger.models import ASSET_MAX_LENGTH, CODE_MAX_LENGTH, Account, Balance, Entry, Journal
@@ -317,12 +318,8 @@ def journals_post(
         )
         for item in prepared
     ]
-    if connection.features.can_return_rows_from_bulk_insert:
-        journals = Journal.objects.bulk_create(journals)  # PostgreSQL; SQLite 3.35+ (RETURNING)
-    else:
-        for journal in journals:
-            journal.save(force_insert=True)
-    Entry.objects.bulk_create(
+    journals = insert_rows(journals)  # one INSERT … RETURNING (PostgreSQL; SQLite 3.35+)
+    insert_rows(
         [
             Entry(
                 journal=journal,

@@ -42,6 +42,7 @@ from django.utils import timezone
 
 from meiye.audit.services import audit_record
 from meiye.catalog.models import EarningCategory
+from meiye.core.db.fastwrite import insert_rows
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed, forbidden, not_found
 from meiye.core.idempotency import validate_key
 from meiye.ledger.models import Account, Balance, Entry, Journal
@@ -1322,7 +1323,7 @@ def _create_lot(
     """The lot of an earning. The part that repays a debt is a ``PointsLotUse`` of the earning journal itself,
     so every lot keeps remaining = amount − uses + returns."""
     repaid = min(points, debt)
-    lot = PointsLot.objects.create(
+    lot = PointsLot(
         organisation_id=member.organisation_id,
         member=member,
         journal=journal,
@@ -1332,6 +1333,7 @@ def _create_lot(
         amount=points,
         remaining=points - repaid,
     )
+    insert_rows([lot])
     if repaid:
         PointsLotUse.objects.create(lot=lot, journal=journal, amount=repaid)
     return lot

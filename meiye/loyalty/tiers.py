@@ -35,6 +35,7 @@ from django.db.models import Q, Subquery
 
 from meiye.audit.services import audit_record
 from meiye.catalog.models import EarningCategory, ItemKind
+from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import Conflict, ValidationFailed, not_found
 from meiye.core.money import Money
 from meiye.ledger.models import Balance
@@ -507,17 +508,23 @@ def _tier_names(tier: Tier) -> dict[str, str]:
 # --- internals ---------------------------------------------------------------------------------------------
 
 
+# The ladder with the tier a member holds, compiled once per connection (read on every member checkout).
+_LADDER_WITH_HELD: PreparedQuery[Tier] = PreparedQuery(
+    lambda organisation_id, member_id: (
+        Tier.objects.filter(organisation_id=organisation_id)
+        .annotate(held_id=Subquery(MemberTier.objects.filter(member_id=member_id).values("tier_id")[:1]))
+        .order_by("threshold_fen")
+    ),
+    [int, int],
+)
+
+
 def _view(member: Member) -> _TierView:
     """The ladder and the tier she has, in one query; kept on the instance until a tier service changes it."""
     cached: _TierView | None = getattr(member, _CACHE, None)
     if cached is not None:
         return cached
-    held = MemberTier.objects.filter(member_id=member.pk).values("tier_id")[:1]
-    ladder = tuple(
-        Tier.objects.filter(organisation_id=member.organisation_id)
-        .annotate(held_id=Subquery(held))
-        .order_by("threshold_fen")
-    )
+    ladder = tuple(_LADDER_WITH_HELD.all(member.organisation_id, member.pk))
     held_id = getattr(ladder[0], "held_id", None) if ladder else None
     tier = next((t for t in ladder if t.pk == held_id), ladder[0] if ladder else None)
     view = _TierView(ladder=ladder, tier=tier)

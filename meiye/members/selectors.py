@@ -10,9 +10,11 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from meiye.core.crypto import blind_index, mask_email, mask_id_number, mask_phone, mask_text, normalise_phone
+from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import not_found
 from meiye.members.models import ConsentPurpose, ConsentRecord, CustomField, Member, MemberStatus, Tag
 from meiye.org.context import Actor
+from meiye.org.models import Store
 from meiye.org.roles import Perm
 from meiye.org.selectors import visible_store_ids
 
@@ -35,11 +37,36 @@ def members_visible(actor: Actor, *, include_inactive: bool = True) -> QuerySet[
     return qs
 
 
+def _member_query(organisation_id: int, member_id: int, staff_id: int | None = None) -> QuerySet[Member]:
+    """``members_visible(actor).get(pk=…)`` as one query: the visible stores of a staff member who does not see
+    every store (``staff_id``) as a subquery."""
+    qs = Member.objects.filter(organisation_id=organisation_id, pk=member_id).exclude(status=MemberStatus.MERGED)
+    if staff_id is not None:
+        own = Store.objects.filter(organisation_id=organisation_id, staff__id=staff_id)
+        qs = qs.filter(home_store_id__in=own.values("pk"))
+    return qs.select_related("home_store", "referrer")
+
+
+# Compiled once per connection (meiye.core.db.prepared): every checkout and member page reads one member.
+_MEMBER_ANY_STORE: PreparedQuery[Member] = PreparedQuery(_member_query, [int, int])
+_MEMBER_OWN_STORES: PreparedQuery[Member] = PreparedQuery(_member_query, [int, int, int])
+
+
 def member_get(actor: Actor, member_id: int | str) -> Member:
+    actor.require(Perm.MEMBER_VIEW)
     try:
-        return members_visible(actor).select_related("home_store", "referrer").get(pk=int(member_id))
-    except (Member.DoesNotExist, ValueError, TypeError):
+        pk = int(member_id)
+    except (ValueError, TypeError):
         raise not_found("member.not_found", "会员", "Member") from None
+    if not -(2**63) <= pk < 2**63:
+        raise not_found("member.not_found", "会员", "Member")
+    if actor.staff is None or actor.staff.sees_all_stores:
+        found = _MEMBER_ANY_STORE.first(actor.organisation.pk, pk)
+    else:
+        found = _MEMBER_OWN_STORES.first(actor.organisation.pk, pk, actor.staff.pk)
+    if found is None:
+        raise not_found("member.not_found", "会员", "Member")
+    return found
 
 
 def member_find_by_phone(actor: Actor, phone: str) -> Member | None:

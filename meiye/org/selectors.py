@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import not_found
 from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
@@ -22,11 +23,33 @@ def visible_store_ids(actor: Actor) -> list[int]:
     return list(stores_visible(actor).values_list("id", flat=True))
 
 
+# ``stores_visible(actor).get(pk=…)`` for each kind of actor, compiled once per connection (every API request
+# reads its acting store).
+_STORE_OF_ORGANISATION: PreparedQuery[Store] = PreparedQuery(
+    lambda organisation_id, pk: Store.objects.filter(organisation_id=organisation_id, pk=pk), [int, int]
+)
+_STORE_OF_STAFF: PreparedQuery[Store] = PreparedQuery(
+    lambda organisation_id, staff_id, pk: Store.objects.filter(
+        organisation_id=organisation_id, staff__id=staff_id, pk=pk
+    ),
+    [int, int, int],
+)
+
+
 def store_get(actor: Actor, store_id: int | str) -> Store:
     try:
-        return stores_visible(actor).get(pk=int(store_id))
-    except (Store.DoesNotExist, ValueError, TypeError):
+        pk = int(store_id)
+    except (ValueError, TypeError):
         raise not_found("store.not_found", "门店", "Store") from None
+    if not -(2**63) <= pk < 2**63:
+        raise not_found("store.not_found", "门店", "Store")
+    if actor.staff is None or actor.staff.sees_all_stores:
+        store = _STORE_OF_ORGANISATION.first(actor.organisation.pk, pk)
+    else:
+        store = _STORE_OF_STAFF.first(actor.organisation.pk, actor.staff.pk, pk)
+    if store is None:
+        raise not_found("store.not_found", "门店", "Store")
+    return store
 
 
 def staff_list(actor: Actor) -> QuerySet[Staff]:

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from meiye.audit.services import audit_record
+from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import PermissionDenied, ValidationFailed, required
 from meiye.org.context import Actor
 from meiye.org.models import ApiToken, LoginFailure, Organisation, Staff, Store
@@ -312,14 +313,23 @@ def api_token_create(*, actor: Actor, staff: Staff, name: str) -> tuple[ApiToken
     return token, f"my_{prefix}_{secret}"
 
 
+# Every API request reads its token (prepared: compiled once per connection, see meiye.core.db.prepared).
+_LIVE_TOKEN: PreparedQuery[ApiToken] = PreparedQuery(
+    lambda prefix: (
+        ApiToken.objects.select_related("staff__organisation")
+        .filter(prefix=prefix, revoked_at__isnull=True)
+        .order_by("pk")[:1]
+    ),
+    [str],
+)
+
+
 def api_token_authenticate(raw: str) -> Staff | None:
     """The staff member a presented token belongs to, or None."""
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != "my":
         return None
-    token = (
-        ApiToken.objects.select_related("staff__organisation").filter(prefix=parts[1], revoked_at__isnull=True).first()
-    )
+    token = _LIVE_TOKEN.first(parts[1])
     if token is None or not secrets.compare_digest(token.secret_hash, _hash_secret(parts[2])):
         return None
     if not token.staff.is_active:

@@ -48,6 +48,8 @@ from django.utils import timezone
 from meiye.audit.services import audit_record
 from meiye.catalog.models import Item, StorePrice
 from meiye.catalog.selectors import store_prices
+from meiye.core.db.fastwrite import insert_rows, update_row
+from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed, not_found
 from meiye.core.idempotency import canonical_hash, conflict_error, validate_key
 from meiye.core.money import Money, allocate_int
@@ -800,14 +802,14 @@ def _complete(
 
     # 5. The bill's own rows.
     if lines[0].pk is None:
-        lines = BillLine.objects.bulk_create(lines)
+        lines = insert_rows(lines)
         _audit_manual_price(actor, bill, lines)
     else:  # saved while the bill was open: the offers may have re-priced them, and they earned
         BillLine.objects.bulk_update(
             lines,
             [*REPRICED_FIELDS, "earning_fen", "points_earned", "earning_steps"],
         )
-    tender_rows = Tender.objects.bulk_create(
+    tender_rows = insert_rows(
         [
             Tender(
                 bill=bill,
@@ -876,21 +878,7 @@ def _complete(
         charge = (sv_plan.amount_fen, sv_balance_after) if sv_plan is not None else None
         bill_id = bill.pk
         transaction.on_commit(lambda: bill_notify_member(bill_id, charge))
-    bill.save(
-        update_fields=[
-            "list_total_fen",
-            "payable_total_fen",
-            "discount_total_fen",
-            "status",
-            "completed_at",
-            "earning_total_fen",
-            "points_earned",
-            "cny_journal",
-            "points_spend_journal",
-            "points_earn_journal",
-            "growth_journal",
-        ]
-    )
+    update_row(bill, COMPLETION_FIELDS)
     audit_record(
         actor=actor,
         action="sales.bill_complete",
@@ -906,6 +894,19 @@ def _complete(
     )
 
 
+COMPLETION_FIELDS = (
+    "list_total_fen",
+    "payable_total_fen",
+    "discount_total_fen",
+    "status",
+    "completed_at",
+    "earning_total_fen",
+    "points_earned",
+    "cny_journal",
+    "points_spend_journal",
+    "points_earn_journal",
+    "growth_journal",
+)
 REPRICED_FIELDS = ["unit_price_fen", "discount_fen", "line_total_fen", "price_steps"]
 
 
@@ -1762,12 +1763,18 @@ def _require_open(bill: Bill) -> None:
         )
 
 
-def _bill_replay(actor: Actor, key: str, request_hash: str) -> Bill | None:
-    first = (
-        Bill.objects.filter(organisation=actor.organisation, idempotency_key=key)
+_BILL_BY_KEY: PreparedQuery[Bill] = PreparedQuery(
+    lambda organisation_id, key: (
+        Bill.objects.filter(organisation_id=organisation_id, idempotency_key=key)
         .select_related("store", "member")
-        .first()
-    )
+        .order_by("pk")[:1]
+    ),
+    [int, str],
+)
+
+
+def _bill_replay(actor: Actor, key: str, request_hash: str) -> Bill | None:
+    first = _BILL_BY_KEY.first(actor.organisation.pk, key)
     if first is None:
         return None
     if first.request_hash != request_hash or first.status != BillStatus.COMPLETED:
@@ -1789,29 +1796,41 @@ def _checkout_store(actor: Actor) -> Store:
     return store
 
 
+def _checkout_store_query(organisation_id: int, store_id: int, staff_id: int | None = None) -> QuerySet[Store]:
+    """The acting store as ``stores_visible`` scopes it (``staff_id`` None: an HQ actor who sees every store),
+    with the checkout's rules as scalar subqueries on its row."""
+    settings_row = SalesSettings.objects.filter(store=OuterRef("pk"))
+    stores = Store.objects.filter(organisation_id=organisation_id, pk=store_id)
+    if staff_id is not None:
+        stores = stores.filter(staff__id=staff_id)
+    return stores.annotate(
+        _has_sales_settings=Subquery(settings_row.values("pk")[:1]),
+        _floor_bp=Subquery(settings_row.values("manual_discount_floor_bp")[:1]),
+        _cap_bp=Subquery(settings_row.values("points_offset_cap_bp")[:1]),
+        _per_yuan=Subquery(settings_row.values("points_per_yuan_offset")[:1]),
+        _spend_order=spend_order_subquery("pk"),
+        _lifetime=points_lifetime_subquery("organisation_id"),
+        _promotions_version=promotions_version_subquery("organisation_id"),
+    )
+
+
+# Compiled once per connection (meiye.core.db.prepared), for an HQ actor and for one who sees her own stores.
+_CHECKOUT_STORE_ANY: PreparedQuery[Store] = PreparedQuery(_checkout_store_query, [int, int])
+_CHECKOUT_STORE_OWN: PreparedQuery[Store] = PreparedQuery(_checkout_store_query, [int, int, int])
+
+
 def _checkout_store_and_config(actor: Actor) -> tuple[Store, _CheckoutConfig]:
     """``_checkout_store`` with the rules a checkout reads (sales settings, the wallet's spend order, how
     long points last) in the same query, as scalar subqueries on the store's row (NULL: no settings row,
     the defaults apply)."""
     if actor.store is None:
         return _checkout_store(actor), _CheckoutConfig(settings=SalesSettings())  # raises store_required
-    settings_row = SalesSettings.objects.filter(store=OuterRef("pk"))
-    try:
-        store = (
-            stores_visible(actor)
-            .annotate(
-                _has_sales_settings=Subquery(settings_row.values("pk")[:1]),
-                _floor_bp=Subquery(settings_row.values("manual_discount_floor_bp")[:1]),
-                _cap_bp=Subquery(settings_row.values("points_offset_cap_bp")[:1]),
-                _per_yuan=Subquery(settings_row.values("points_per_yuan_offset")[:1]),
-                _spend_order=spend_order_subquery("pk"),
-                _lifetime=points_lifetime_subquery("organisation_id"),
-                _promotions_version=promotions_version_subquery("organisation_id"),
-            )
-            .get(pk=actor.store.pk)
-        )
-    except Store.DoesNotExist:
-        raise not_found("store.not_found", "门店", "Store") from None
+    if actor.staff is None or actor.staff.sees_all_stores:
+        store = _CHECKOUT_STORE_ANY.first(actor.organisation.pk, actor.store.pk)
+    else:
+        store = _CHECKOUT_STORE_OWN.first(actor.organisation.pk, actor.store.pk, actor.staff.pk)
+    if store is None:
+        raise not_found("store.not_found", "门店", "Store")
     if not store.is_active:
         raise Conflict("sales.store_inactive", zh=f"门店 {store} 已停用。", en=f"Store {store} is not active.")
     row: Any = store
@@ -1916,7 +1935,7 @@ def _insert_bill(
         request_hash=request_hash,
     )
     _apply_totals(bill, lines)
-    bill.save(force_insert=True)
+    insert_rows([bill])
     for line in lines:
         line.bill = bill
     return bill
@@ -1942,19 +1961,33 @@ def _next_number(store: Store) -> str:
     return f"{store.code.upper()}-{number:06d}"
 
 
+def _items_priced_query(organisation_id: int, store_id: int, *item_ids: int) -> QuerySet[Item]:
+    return (
+        Item.objects.filter(organisation_id=organisation_id, pk__in=item_ids)
+        .select_related("category")
+        .annotate(
+            store_price_fen=Subquery(
+                StorePrice.objects.filter(store_id=store_id, item=OuterRef("pk")).values("price_fen")[:1]
+            ),
+            earning_rate=earning_rate_subquery(organisation_id, "category__earning_category"),
+        )
+    )
+
+
+# The checkout's items with prices and rates, compiled once per connection and number of items.
+_ITEMS_PRICED: PreparedQuery[Item] = PreparedQuery(_items_priced_query, [int, int, int], variadic=True)
+
+
 def _items_by_id(actor: Actor, item_ids: list[int], *, store: Store | None = None) -> dict[int, Item]:
     """The items with their categories; with ``store``, also annotated with ``store_price_fen`` (the store's
     own price, as ``catalog.selectors.store_prices``) and ``earning_rate`` (points per 元 of the category,
     as ``loyalty.selectors.earning_rates``), NULL where there is none — all in one query."""
-    qs = Item.objects.filter(organisation=actor.organisation, pk__in=set(item_ids)).select_related("category")
+    wanted = sorted(set(item_ids))
     if store is not None:
-        qs = qs.annotate(
-            store_price_fen=Subquery(
-                StorePrice.objects.filter(store=store, item=OuterRef("pk")).values("price_fen")[:1]
-            ),
-            earning_rate=earning_rate_subquery(actor.organisation.pk, "category__earning_category"),
-        )
-    found = {item.pk: item for item in qs}
+        rows = _ITEMS_PRICED.all(actor.organisation.pk, store.pk, *wanted)
+    else:
+        rows = list(Item.objects.filter(organisation=actor.organisation, pk__in=wanted).select_related("category"))
+    found = {item.pk: item for item in rows}
     missing = sorted(set(item_ids) - set(found))
     if missing:
         raise NotFound(

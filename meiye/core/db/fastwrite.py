@@ -1,0 +1,109 @@
+"""Row writes on hot paths with the SQL text built once per model, row count and connection.
+
+``Model.objects.bulk_create`` and ``Model.save`` build an ``InsertQuery`` / ``UpdateQuery`` and compile it on
+every call; on the checkout that cost more than the database's own work. These helpers write the same rows
+the same way — each value through its field's ``pre_save`` (``auto_now_add``, ``auto_now``) and
+``get_db_prep_save`` (JSON, encrypted fields, time zones) exactly as Django's compilers do — with SQL cached
+per connection. No model here overrides ``save`` or listens to save signals; a model that does must not use
+them (``bulk_create`` skips both as well).
+
+- ``insert_rows(objs)``: new rows of one model, primary keys set from ``RETURNING`` (as ``bulk_create`` on
+  PostgreSQL and SQLite 3.35+); a value that is an expression falls back to ``bulk_create``.
+- ``update_row(obj, fields)``: ``save(update_fields=fields)`` for a row known to exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Field, Model
+
+M = TypeVar("M", bound=Model)
+
+_CACHE = "_meiye_fastwrite"
+
+
+def _cache(connection: Any) -> dict[Any, Any]:
+    found: dict[Any, Any] | None = getattr(connection, _CACHE, None)
+    if found is None:
+        found = {}
+        setattr(connection, _CACHE, found)
+    return found
+
+
+def _insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
+    return [f for f in model._meta.concrete_fields if not (f.primary_key and getattr(f, "db_returning", False))]
+
+
+def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
+    """INSERT ``objs`` (one model, no primary key yet) in one statement; returns them with their keys."""
+    if not objs:
+        return list(objs)
+    model = type(objs[0])
+    if any(type(obj) is not model or obj.pk is not None for obj in objs):
+        raise ValueError("insert_rows: new rows of one model only")
+    connection = connections[using]
+    cache = _cache(connection)
+    fields = cache.get(model)
+    if fields is None:
+        fields = cache[model] = _insert_fields(model)
+    params: list[Any] = []
+    for obj in objs:
+        for f in fields:
+            value = f.pre_save(obj, True)
+            if hasattr(value, "resolve_expression"):
+                return model._default_manager.using(using).bulk_create(objs)  # an expression: Django compiles it
+            params.append(f.get_db_prep_save(value, connection=connection))
+    key = (model, len(objs))
+    sql = cache.get(key)
+    if sql is None:
+        qn = connection.ops.quote_name
+        table = qn(model._meta.db_table)
+        columns = ", ".join(qn(str(f.column)) for f in fields)
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        pk = qn(str(model._meta.pk.column))
+        sql = cache[key] = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(objs))} RETURNING {pk}"  # noqa: S608 - names from the model
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = cursor.fetchall()
+    pk_field = model._meta.pk
+    converters = connection.ops.get_db_converters(pk_field.get_col(model._meta.db_table))
+    for obj, (pk,) in zip(objs, ids, strict=True):
+        for converter in converters:
+            pk = converter(pk, pk_field, connection)
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = using
+    return list(objs)
+
+
+def update_row(obj: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """``obj.save(update_fields=fields)`` for a row that exists, with the SQL cached per field list."""
+    model = type(obj)
+    connection = connections[using]
+    cache = _cache(connection)
+    key = (model, "update", tuple(fields))
+    found = cache.get(key)
+    if found is None:
+        opts = model._meta
+        concrete: list[Any] = [opts.get_field(name) for name in fields]
+        qn = connection.ops.quote_name
+        assignments = ", ".join(f"{qn(f.column)} = %s" for f in concrete)
+        sql = f"UPDATE {qn(opts.db_table)} SET {assignments} WHERE {qn(str(opts.pk.column))} = %s"  # noqa: S608
+        found = cache[key] = (sql, concrete)
+    sql, concrete = found
+    params = []
+    for f in concrete:
+        value = f.pre_save(obj, False)
+        if hasattr(value, "resolve_expression"):
+            obj.save(update_fields=list(fields), using=using)
+            return
+        params.append(f.get_db_prep_save(value, connection=connection))
+    params.append(obj.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount != 1:
+            missing: Any = model
+            raise missing.DoesNotExist(f"update_row: {model.__name__} {obj.pk} was not updated")

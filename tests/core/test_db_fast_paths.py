@@ -1,0 +1,172 @@
+"""meiye.core.db.prepared and meiye.core.db.fastwrite: the hot path's compiled-once reads and writes give the
+same rows as the ORM calls they replace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.models import Count, OuterRef, Subquery
+from django.test.utils import CaptureQueriesContext
+
+from meiye.audit.models import AuditLog
+from meiye.core.db.fastwrite import insert_rows, update_row
+from meiye.core.db.prepared import PreparedQuery
+from meiye.members.models import Member
+from meiye.org.models import Staff, Store
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+STAFF_WITH_STORE_COUNT: PreparedQuery[Staff] = PreparedQuery(
+    lambda organisation_id, username: (
+        Staff.objects.filter(organisation_id=organisation_id, username=username)
+        .select_related("organisation")
+        .annotate(store_count=Count("stores"))
+        .order_by("pk")
+    ),
+    [int, str],
+)
+STORES_BY_ID: PreparedQuery[Store] = PreparedQuery(
+    lambda organisation_id, *ids: Store.objects.filter(organisation_id=organisation_id, pk__in=ids).order_by("pk"),
+    [int, int],
+    variadic=True,
+)
+STORE_CODES: PreparedQuery[Any] = PreparedQuery(
+    lambda organisation_id: (
+        Store.objects.filter(organisation_id=organisation_id).order_by("code").values_list("code", "name")
+    ),
+    [int],
+)
+
+
+def test_a_prepared_query_gives_the_rows_the_orm_gives_with_related_rows_and_annotations(org, receptionist, hq_admin):
+    orm = (
+        Staff.objects.filter(organisation_id=org.pk, username="reception1")
+        .select_related("organisation")
+        .annotate(store_count=Count("stores"))
+        .get()
+    )
+
+    (found,) = STAFF_WITH_STORE_COUNT.all(org.pk, "reception1")
+
+    assert _fields(found) == _fields(orm)
+    assert found.store_count == orm.store_count == 1  # type: ignore[attr-defined]
+    assert found.organisation == org  # select_related: no query
+    assert not found._state.adding
+    assert STAFF_WITH_STORE_COUNT.first(org.pk, "nobody") is None
+
+
+def test_a_prepared_query_is_compiled_once_per_connection(org, receptionist, hq_admin):
+    STAFF_WITH_STORE_COUNT.first(org.pk, "reception1")
+    compiled = getattr(connection, STAFF_WITH_STORE_COUNT.name)
+
+    with CaptureQueriesContext(connection) as ctx:
+        again = STAFF_WITH_STORE_COUNT.first(org.pk, hq_admin.username)
+
+    assert again.pk == hq_admin.pk
+    assert getattr(connection, STAFF_WITH_STORE_COUNT.name) is compiled
+    assert len(ctx.captured_queries) == 1
+
+
+def test_a_variadic_query_is_compiled_per_number_of_arguments(org, store1, store2):
+    assert [s.pk for s in STORES_BY_ID.all(org.pk, store1.pk)] == [store1.pk]
+    assert [s.pk for s in STORES_BY_ID.all(org.pk, store1.pk, store2.pk)] == [store1.pk, store2.pk]
+    assert STORES_BY_ID.all(org.pk + 1, store1.pk) == []
+
+
+def test_a_values_list_query_gives_tuples(org, store1, store2):
+    assert STORE_CODES.all(org.pk) == [("s1", "静安店"), ("s2", "徐汇店")]
+
+
+def test_an_argument_that_does_not_reach_the_sql_unchanged_is_refused(org):
+    dropped: PreparedQuery[Store] = PreparedQuery(lambda code: Store.objects.filter(code=code.upper()), [str])
+
+    with pytest.raises(ValueError, match="do not reach the SQL"):
+        dropped.all("s1")
+
+
+def test_a_prepared_query_rejects_a_wrong_number_of_arguments(org):
+    with pytest.raises(TypeError):
+        STAFF_WITH_STORE_COUNT.all(org.pk)
+
+
+def test_a_subquery_argument_is_a_parameter_too(org, store1, receptionist):
+    query: PreparedQuery[Store] = PreparedQuery(
+        lambda organisation_id, staff_id: Store.objects.filter(organisation_id=organisation_id).annotate(
+            first_staff=Subquery(Staff.objects.filter(stores=OuterRef("pk"), pk=staff_id).values("username")[:1])
+        ),
+        [int, int],
+    )
+
+    (row,) = [s for s in query.all(org.pk, receptionist.pk) if s.pk == store1.pk]
+
+    assert row.first_staff == "reception1"  # type: ignore[attr-defined]
+
+
+def test_insert_rows_writes_what_bulk_create_writes(org, store1, receptionist):
+    ours = [
+        AuditLog(organisation=org, staff=receptionist, store=store1, action="t.fast", detail={"n": n, "名": "张"})
+        for n in range(3)
+    ]
+    theirs = [
+        AuditLog(organisation=org, staff=receptionist, store=store1, action="t.orm", detail={"n": n, "名": "张"})
+        for n in range(3)
+    ]
+
+    insert_rows(ours)
+    AuditLog.objects.bulk_create(theirs)
+
+    assert all(row.pk is not None and not row._state.adding for row in ours)
+    assert len({row.pk for row in ours}) == 3
+    stored = {row.pk: row for row in AuditLog.objects.filter(action__in=["t.fast", "t.orm"])}
+    for fast, orm in zip(ours, theirs, strict=True):
+        a, b = _fields(stored[fast.pk]), _fields(stored[orm.pk])
+        for name in ("id", "action", "at"):
+            a.pop(name), b.pop(name)
+        assert a == b
+        assert stored[fast.pk].at is not None  # auto_now_add, through pre_save
+        assert stored[fast.pk].at == fast.at
+
+
+def test_insert_rows_encrypts_personal_data_as_the_orm_does(org, store1):
+    member = Member(organisation=org, home_store=store1, member_no="F0001", name="王芳", phone="13800138000")
+
+    insert_rows([member])
+
+    again = Member.objects.get(pk=member.pk)
+    assert (again.name, again.phone) == ("王芳", "13800138000")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT phone FROM members_member WHERE id = %s", [member.pk])
+        (raw,) = cursor.fetchone()
+    assert "13800138000" not in str(raw)
+
+
+def test_insert_rows_refuses_rows_that_already_have_a_key(org, store1, receptionist):
+    row = AuditLog(organisation=org, action="t.x")
+    insert_rows([row])
+
+    with pytest.raises(ValueError):
+        insert_rows([row])
+    assert insert_rows([]) == []
+
+
+def test_update_row_updates_only_the_named_fields(org, store1):
+    store1.name = "新名字"
+    store1.address = "not saved"
+
+    update_row(store1, ["name"])
+
+    again = Store.objects.get(pk=store1.pk)
+    assert again.name == "新名字"
+    assert again.address != "not saved"
+
+
+def test_update_row_of_a_missing_row_raises(org, store1):
+    ghost = Store(pk=store1.pk + 1000, organisation=org, code="zz", name="ghost")
+
+    with pytest.raises(Store.DoesNotExist):
+        update_row(ghost, ["name"])
