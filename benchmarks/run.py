@@ -4,7 +4,8 @@ For each database (SQLite, PostgreSQL) and member count (default 10,000 and 1,00
   prepare the database (benchmarks/prepare.py), serve the app with gunicorn, then
   - checkout: 8 clients posting a realistic bill (3 lines at the member's price, stored value + WeChat,
     points earned) to /api/v1/bills/checkout/ for --seconds;
-  - floor: the same clients against a bare Django view doing the same number of row writes;
+  - floor: the same clients against a bare Django view doing the same number of row writes, in as many
+    write statements as the checkout (benchmarks/floor.py);
   - lookup: member lookup by full phone (/api/v1/members/lookup/);
   - hot card: 16 concurrent checkouts on ONE member's stored value (no deadlock, no serialisation error);
   - on PostgreSQL at the largest size: an open-loop run at --rate checkouts/s for --open-seconds.
@@ -70,7 +71,7 @@ def prepare(env: dict[str, str], members: int) -> dict:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], port: int, writes: int, workers: int) -> None:
+    def __init__(self, env: dict[str, str], port: int, writes: int, rows: int, workers: int) -> None:
         self.port = port
         log = open(ROOT / "var" / "bench" / f"gunicorn-{port}.log", "w")  # noqa: SIM115 - closed in stop()
         self.log = log
@@ -94,7 +95,7 @@ class Server:
                 "warning",
             ],
             cwd=ROOT,
-            env={**env, "BENCH_FLOOR_WRITES": str(writes)},
+            env={**env, "BENCH_FLOOR_WRITES": str(writes), "BENCH_FLOOR_ROWS": str(rows)},
             stdout=log,
             stderr=log,
             start_new_session=True,
@@ -196,11 +197,11 @@ def main() -> None:
             info = prepare(env, members)
             print(
                 f"   prepared in {info['prepare_seconds']} s; one checkout = {info['checkout_queries']} queries, "
-                f"{info['checkout_writes']} row writes",
+                f"{info['checkout_writes']} write statements changing {info['checkout_rows']} rows",
                 flush=True,
             )
             port += 1
-            server = Server(env, port, info["checkout_writes"], args.workers)
+            server = Server(env, port, info["checkout_writes"], info["checkout_rows"], args.workers)
             try:
                 results = scenario(info, port, args, backend, members == sizes[-1])
             finally:
@@ -208,7 +209,9 @@ def main() -> None:
             run = {
                 "backend": backend,
                 "members": members,
-                "prepare": {k: info[k] for k in ("prepare_seconds", "checkout_queries", "checkout_writes")},
+                "prepare": {
+                    k: info[k] for k in ("prepare_seconds", "checkout_queries", "checkout_writes", "checkout_rows")
+                },
                 "results": [r.summary() for r in results],
             }
             report["runs"].append(run)

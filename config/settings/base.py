@@ -222,7 +222,7 @@ if REDIS_URL:
     HUEY = {"huey_class": "huey.RedisHuey", "name": "meiye", "url": REDIS_URL, "immediate": False, "utc": False}
 else:
     HUEY = {
-        "huey_class": "huey.SqliteHuey",
+        "huey_class": "meiye.core.huey_sqlite.SqliteHuey",  # synchronous=NORMAL, see that module
         "name": "meiye",
         "filename": str(VAR_DIR / "huey.sqlite3"),
         "immediate": False,
