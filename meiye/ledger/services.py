@@ -226,7 +226,9 @@ def accounts_lock(*, organisation_id: int, keys: Iterable[AccountKey]) -> Locked
     locked = LockedAccounts(organisation_id=organisation_id)
     if not wanted:
         return locked
-    balances = _lock_by_identity(organisation_id, wanted)
+    balances = _lock_by_known_ids(organisation_id, wanted)
+    if balances is None:
+        balances = _lock_by_identity(organisation_id, wanted)
     missing = sorted(set(wanted) - {_identity(balance.account) for balance in balances})
     if missing:
         # First use only. The new rows are invisible to other transactions until we commit, so locking them
@@ -248,6 +250,7 @@ def accounts_lock(*, organisation_id: int, keys: Iterable[AccountKey]) -> Locked
             raise _flag_mismatch(account)
         locked.accounts[_identity(account)] = account
         locked.balances[account.pk] = balance
+        _KNOWN_IDS[(organisation_id, _identity(account))] = account.pk
     return locked
 
 
@@ -970,6 +973,41 @@ _ACCOUNT_FIELDS = ["id", "organisation_id", "owner_type", "owner_id", "asset", "
 _BALANCE_FIELDS = ["account_id", "amount", "may_go_negative", "version"]
 
 
+# Account ids by (organisation, identity), remembered by this process: an account, once created, keeps its id
+# and identity for good (nothing updates or deletes ledger accounts), so a repeat lock can select the balance
+# rows by primary key — a much cheaper plan than one OR term per identity. The ids are only a hint: the lock
+# reads each row's identity back and falls back to the identity lock if any differs or is missing (a rolled-
+# back creation, another database), so a stale entry costs one query, never a wrong account.
+_KNOWN_IDS: dict[tuple[int, tuple[str, int, str, str]], int] = {}
+_KNOWN_IDS_MAX = 200_000
+
+
+def _lock_by_known_ids(
+    organisation_id: int, wanted: Mapping[tuple[str, int, str, str], AccountKey]
+) -> list[Balance] | None:
+    """The balance rows of ``wanted`` locked by their remembered ids, or None when an id is not remembered or
+    a row read back is not the account remembered (the caller then locks by identity)."""
+    ids = {}
+    for identity in wanted:
+        pk = _KNOWN_IDS.get((organisation_id, identity))
+        if pk is None:
+            return None
+        ids[pk] = identity
+    balances = _lock_rows(f"b.{connection.ops.quote_name('account_id')} IN ({', '.join(['%s'] * len(ids))})", list(ids))
+    if len(balances) != len(ids) or any(
+        b.account.organisation_id != organisation_id or _identity(b.account) != ids[b.account.pk] for b in balances
+    ):
+        for identity in wanted:
+            _KNOWN_IDS.pop((organisation_id, identity), None)
+        return None
+    return balances
+
+
+def _remember_limit() -> None:
+    if len(_KNOWN_IDS) > _KNOWN_IDS_MAX:
+        _KNOWN_IDS.clear()
+
+
 def _lock_by_identity(organisation_id: int, wanted: Mapping[tuple[str, int, str, str], AccountKey]) -> list[Balance]:
     """``SELECT … FOR UPDATE`` of the wanted accounts' balance rows with their accounts, in account order.
 
@@ -977,21 +1015,28 @@ def _lock_by_identity(organisation_id: int, wanted: Mapping[tuple[str, int, str,
     ``from_db`` (so field conversion is Django's). SQLite has no row locks: its IMMEDIATE transaction
     already holds the database's write lock."""
     qn = connection.ops.quote_name
-    account_table, balance_table = qn(Account._meta.db_table), qn(Balance._meta.db_table)
     one = "(a.{} = %s AND a.{} = %s AND a.{} = %s AND a.{} = %s)".format(
         qn("owner_type"), qn("owner_id"), qn("asset"), qn("kind")
     )
     identities = sorted(wanted)
-    columns = [f"a.{qn(c)}" for c in _ACCOUNT_FIELDS] + [f"b.{qn(c)}" for c in _BALANCE_FIELDS]
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {balance_table} b JOIN {account_table} a ON a.{qn('id')} = b.{qn('account_id')} "  # noqa: S608
-        f"WHERE a.{qn('organisation_id')} = %s AND ({' OR '.join([one] * len(identities))}) ORDER BY b.{qn('account_id')}"
-    )
-    if connection.features.has_select_for_update:
-        sql += " FOR UPDATE OF b" if connection.features.has_select_for_update_of else " FOR UPDATE"
     params: list[Any] = [organisation_id]
     for identity in identities:
         params.extend(identity)
+    _remember_limit()
+    return _lock_rows(f"a.{qn('organisation_id')} = %s AND ({' OR '.join([one] * len(identities))})", params)
+
+
+def _lock_rows(where: str, params: list[Any]) -> list[Balance]:
+    """``SELECT … FOR UPDATE`` of the balance rows (with their accounts) that ``where`` picks, in account order."""
+    qn = connection.ops.quote_name
+    account_table, balance_table = qn(Account._meta.db_table), qn(Balance._meta.db_table)
+    columns = [f"a.{qn(c)}" for c in _ACCOUNT_FIELDS] + [f"b.{qn(c)}" for c in _BALANCE_FIELDS]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {balance_table} b JOIN {account_table} a ON a.{qn('id')} = b.{qn('account_id')} "  # noqa: S608
+        f"WHERE {where} ORDER BY b.{qn('account_id')}"
+    )
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF b" if connection.features.has_select_for_update_of else " FOR UPDATE"
     balances = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

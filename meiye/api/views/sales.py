@@ -336,8 +336,9 @@ class BillViewSet(ActorMixin, viewsets.GenericViewSet):
     @detach_approval_pins
     @idempotent(required=True)
     def checkout_now(self, request: Request) -> Response:
-        form = s.OneShotCheckoutSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
+        # A plainly valid body skips DRF's per-request copy of every field; anything else is validated (and
+        # refused) by OneShotCheckoutSerializer exactly as before.
+        form = s.one_shot_checkout_input(request.data)
         member_id = form.validated_data.get("member_id")
         bill = bill_checkout(
             actor=self.actor,
