@@ -139,6 +139,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     request = context.get("request")
     instance = request.path if request is not None else ""
     if isinstance(exc, ApplicationError):
+        if exc.after_rollback is not None:
+            # The view's transaction has rolled back by now: what the refusal must record is written again.
+            exc.after_rollback()
         return problem_response(exc, instance)
     response = drf_exception_handler(exc, context)  # also turns Http404 / Django PermissionDenied into DRF ones
     if response is None:

@@ -19,6 +19,7 @@ code masked).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import math
@@ -1034,6 +1035,7 @@ def _authorize(
         return
     password, code = (password or "").strip(), (code or "").strip()
     failure: ApplicationError | None = None
+    counted_at: datetime | None = None
     with transaction.atomic():
         state = _state_locked(member)
         now = _now()
@@ -1062,20 +1064,10 @@ def _authorize(
                     state.locked_until = None
                     state.save(update_fields=["failures", "locked_until", "updated_at"])
             else:
-                state.failures += 1
-                if state.failures >= MAX_FAILURES:
-                    state.failures = 0
-                    state.locked_until = now + LOCK_TIME
-                    state.save(update_fields=["failures", "locked_until", "updated_at"])
-                    audit_record(
-                        actor=actor,
-                        action="cards.payment_locked",
-                        obj=member,
-                        detail={"until": state.locked_until.isoformat()},
-                    )
+                counted_at = _count_failure(actor, member, state, now)
+                if state.locked_until is not None:
                     failure = _locked_error(state.locked_until)
                 else:
-                    state.save(update_fields=["failures", "updated_at"])
                     left = MAX_FAILURES - state.failures
                     if wrong_code and not password:
                         failure = ApplicationError(
@@ -1094,7 +1086,40 @@ def _authorize(
                             extra={"tries_left": left},
                         )
     if failure is not None:
+        if counted_at is not None:
+            # Inside a caller's transaction (an API request runs in one) the count above is rolled back with
+            # the refused operation: the interface then counts the failure again, unless it stood.
+            failure.after_rollback = functools.partial(_count_failure_again, actor, member.pk, counted_at)
         raise failure
+
+
+def _count_failure(actor: Actor, member: Member, state: PaymentPassword, now: datetime) -> datetime:
+    """One more wrong password or code on the locked ``state``; the fifth in a row locks stored value for
+    ``LOCK_TIME`` (audited). Returns the row's new ``updated_at``, which tells whether the write stood."""
+    state.failures += 1
+    if state.failures >= MAX_FAILURES:
+        state.failures = 0
+        state.locked_until = now + LOCK_TIME
+        state.save(update_fields=["failures", "locked_until", "updated_at"])
+        audit_record(
+            actor=actor, action="cards.payment_locked", obj=member, detail={"until": state.locked_until.isoformat()}
+        )
+    else:
+        state.save(update_fields=["failures", "updated_at"])
+    return state.updated_at
+
+
+def _count_failure_again(actor: Actor, member_id: int, counted_at: datetime) -> None:
+    """``ApplicationError.after_rollback`` of a wrong password or code: count it in a transaction of its own
+    if the caller's rollback took the first count away (the row no longer shows that write)."""
+    with transaction.atomic():
+        member = Member.objects.filter(pk=member_id).first()
+        if member is None:
+            return
+        state = _state_locked(member)
+        if state.updated_at == counted_at:
+            return  # the first count stood
+        _count_failure(actor, member, state, _now())
 
 
 def _locked_error(until: datetime) -> ApplicationError:

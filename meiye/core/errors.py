@@ -6,6 +6,7 @@ A service raising one of these must have written nothing (it runs inside one tra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.utils import translation
@@ -32,6 +33,10 @@ class ApplicationError(Exception):
         self.message_en = en
         self.field = field
         self.extra = extra or {}
+        # What the refusal recorded that must stand although the caller's transaction rolls back (a wrong
+        # payment password is counted): the interface runs it after the rollback, in a new transaction.
+        # It must do nothing when the record survived (no outer transaction rolled it back).
+        self.after_rollback: Callable[[], None] | None = None
 
     @property
     def message(self) -> str:

@@ -96,3 +96,55 @@ def test_a_package_tender_with_an_amount_is_refused_naming_the_field(reception_a
     problem = response.json()
     assert problem["code"] == "sales.invalid_tender"
     assert "tenders[0]" in problem["detail"]
+
+
+def test_wrong_payment_passwords_through_the_api_count_and_lock_stored_value(
+    reception_api, cashier_actor, shopper, care, top_up, monkeypatch
+):
+    """S-17 through the API: each wrong password is counted although the checkout answers 400 (the view's
+    transaction rolls back), and the fifth locks stored value for 30 minutes."""
+    from meiye.cards import services as card_services
+    from meiye.cards.models import PaymentPassword
+    from meiye.cards.services import payment_code_send, payment_password_set
+
+    monkeypatch.setattr(card_services, "_new_code", lambda: "246810")
+    payment_code_send(actor=cashier_actor, member=shopper, purpose="password")
+    payment_password_set(actor=cashier_actor, member=shopper, password="860412", code="246810")
+    top_up(shopper, "1000.00")
+    body = {
+        "member_id": shopper.pk,
+        "lines": [{"item_id": care.pk}],
+        "tenders": [{"kind": "stored_value", "amount": "600.00", "payment_password": "111111"}],
+    }
+
+    first = _checkout(reception_api, body, "wrong-1")
+    assert first.status_code == 400
+    assert first.json()["code"] == "wallet.payment_password_wrong"
+    assert PaymentPassword.objects.get(member=shopper).failures == 1
+    for attempt in range(2, 6):
+        _checkout(reception_api, body, f"wrong-{attempt}")
+    right = {**body, "tenders": [{**body["tenders"][0], "payment_password": "860412"}]}
+    locked = _checkout(reception_api, right, "right")
+
+    assert locked.status_code in (400, 403, 409)
+    assert locked.json()["code"] == "wallet.payment_locked"
+
+
+def test_a_failure_count_that_stood_is_not_counted_again(cashier_actor, shopper, top_up, monkeypatch):
+    import pytest
+
+    from meiye.cards import services as card_services
+    from meiye.cards.models import PaymentPassword
+    from meiye.cards.services import payment_code_send, payment_password_set, stored_value_authorize
+    from meiye.core.errors import ApplicationError
+
+    monkeypatch.setattr(card_services, "_new_code", lambda: "246810")
+    payment_code_send(actor=cashier_actor, member=shopper, purpose="password")
+    payment_password_set(actor=cashier_actor, member=shopper, password="860412", code="246810")
+
+    with pytest.raises(ApplicationError) as refused:
+        stored_value_authorize(actor=cashier_actor, member=shopper, password="111111")
+    assert refused.value.after_rollback is not None
+    refused.value.after_rollback()  # no transaction rolled the first count back
+
+    assert PaymentPassword.objects.get(member=shopper).failures == 1

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from meiye.cards import services as card_services
+from meiye.cards.models import PaymentPassword
 from meiye.cards.services import payment_code_send, payment_password_set
 from meiye.core.money import Money
 from meiye.giftcards.selectors import gift_card_balance
@@ -60,6 +61,7 @@ def test_S17_the_screen_asks_for_the_password_refuses_a_wrong_one_and_sends_the_
     response = _pay_stored_value(client, bill, key, payment_password="111111")
     assert response.status_code == 400
     assert "4" in response.content.decode()
+    assert PaymentPassword.objects.get(member=vip_with_password).failures == 1  # counted, though refused
     assert balances(vip_with_password)["principal"] == 100_000
     assert Bill.objects.get(pk=bill.pk).status == BillStatus.OPEN
 
