@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
+from meiye.cards import services as card_services
+from meiye.cards.models import PaymentPassword
+from meiye.cards.services import payment_code_send, payment_password_set, stored_value_authorize
+from meiye.core.errors import ApplicationError
 from meiye.core.money import Money
 from meiye.giftcards.selectors import gift_card_balance
 from meiye.giftcards.services import gift_card_sell
@@ -98,18 +103,21 @@ def test_a_package_tender_with_an_amount_is_refused_naming_the_field(reception_a
     assert "tenders[0]" in problem["detail"]
 
 
-def test_wrong_payment_passwords_through_the_api_count_and_lock_stored_value(
-    reception_api, cashier_actor, shopper, care, top_up, monkeypatch
-):
-    """S-17 through the API: each wrong password is counted although the checkout answers 400 (the view's
-    transaction rolls back), and the fifth locks stored value for 30 minutes."""
-    from meiye.cards import services as card_services
-    from meiye.cards.models import PaymentPassword
-    from meiye.cards.services import payment_code_send, payment_password_set
-
+@pytest.fixture
+def shopper_with_password(cashier_actor, shopper, monkeypatch):
+    """The shopper set her payment password 860412 after a code sent to her phone."""
     monkeypatch.setattr(card_services, "_new_code", lambda: "246810")
     payment_code_send(actor=cashier_actor, member=shopper, purpose="password")
     payment_password_set(actor=cashier_actor, member=shopper, password="860412", code="246810")
+    return shopper
+
+
+def test_wrong_payment_passwords_through_the_api_count_and_lock_stored_value(
+    reception_api, shopper_with_password, care, top_up
+):
+    """S-17 through the API: each wrong password is counted although the checkout answers 400 (the view's
+    transaction rolls back), and the fifth locks stored value for 30 minutes."""
+    shopper = shopper_with_password
     top_up(shopper, "1000.00")
     body = {
         "member_id": shopper.pk,
@@ -130,21 +138,10 @@ def test_wrong_payment_passwords_through_the_api_count_and_lock_stored_value(
     assert locked.json()["code"] == "wallet.payment_locked"
 
 
-def test_a_failure_count_that_stood_is_not_counted_again(cashier_actor, shopper, top_up, monkeypatch):
-    import pytest
-
-    from meiye.cards import services as card_services
-    from meiye.cards.models import PaymentPassword
-    from meiye.cards.services import payment_code_send, payment_password_set, stored_value_authorize
-    from meiye.core.errors import ApplicationError
-
-    monkeypatch.setattr(card_services, "_new_code", lambda: "246810")
-    payment_code_send(actor=cashier_actor, member=shopper, purpose="password")
-    payment_password_set(actor=cashier_actor, member=shopper, password="860412", code="246810")
-
+def test_a_failure_count_that_stood_is_not_counted_again(cashier_actor, shopper_with_password):
     with pytest.raises(ApplicationError) as refused:
-        stored_value_authorize(actor=cashier_actor, member=shopper, password="111111")
+        stored_value_authorize(actor=cashier_actor, member=shopper_with_password, password="111111")
     assert refused.value.after_rollback is not None
     refused.value.after_rollback()  # no transaction rolled the first count back
 
-    assert PaymentPassword.objects.get(member=shopper).failures == 1
+    assert PaymentPassword.objects.get(member=shopper_with_password).failures == 1
