@@ -77,6 +77,8 @@ audit: setup
 
 bench: setup
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(PY) benchmarks/inprocess.py --backend sqlite
+	$(PY) benchmarks/inprocess.py --backend postgresql
 	$(PY) benchmarks/loyalty.py $(LOYALTY_BENCH_ARGS)
 	$(PY) benchmarks/instalments.py $(INSTALMENTS_BENCH_ARGS)
 	$(PY) benchmarks/packages_expiry.py $(PACKAGES_BENCH_ARGS)

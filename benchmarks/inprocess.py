@@ -1,0 +1,132 @@
+"""One API checkout against the floor, in process: time and CPU per request, no HTTP server, no load generator.
+
+Profiling and A/B comparisons of the checkout's own cost want a steadier figure than the HTTP benchmark's: this
+drives Django's test client against a database prepared by benchmarks/prepare.py (run benchmarks/run.py once,
+or prepare.py by hand), posts the benchmark's realistic bill N times and the floor view N times, and prints the
+wall time and the CPU time of this process per request; on PostgreSQL also the CPU time of the database
+backend serving it (read from /proc, so the server must run on this machine). Figures only; nothing is
+asserted. Each run adds N bills to the benchmark database.
+
+    python benchmarks/inprocess.py --backend sqlite --n 300
+    python benchmarks/inprocess.py --backend postgresql --n 300 --profile   (cProfile of the checkouts)
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.prepare_body import checkout_body
+from benchmarks.run import db_env, prepare
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--members", type=int, default=10_000, help="which prepared benchmark database")
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of the checkouts")
+    args = parser.parse_args()
+
+    env = db_env(args.backend, args.members)
+    info = prepare(env, args.members)  # idempotent: makes sure the database is ready, returns the token
+    os.environ.update({k: v for k, v in env.items() if k in ("DATABASE_URL", "MEIYE_SQLITE_PATH")})
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+    os.environ["BENCH_FLOOR_WRITES"] = str(info["checkout_writes"])
+    os.environ["BENCH_FLOOR_ROWS"] = str(info["checkout_rows"])
+    if args.backend == "sqlite":
+        os.environ.pop("DATABASE_URL", None)
+
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    headers: dict[str, Any] = {
+        "HTTP_AUTHORIZATION": f"Bearer {info['token']}",
+        "HTTP_X_STORE_ID": str(info["store_id"]),
+    }
+    members, items = info["members"], info["items"]
+
+    def checkout(i: int) -> None:
+        response = client.post(
+            "/api/v1/bills/checkout/",
+            json.dumps(checkout_body(members[i % len(members)], items)),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
+            **headers,
+        )
+        if response.status_code != 201:
+            raise SystemExit(f"checkout failed: {response.status_code} {response.content[:300]!r}")
+
+    def floor(_i: int) -> None:
+        if client.post("/bench/floor/", "{}", content_type="application/json").status_code != 201:
+            raise SystemExit("the floor view failed")
+
+    for i in range(20):  # warm up: connections, compiled queries, prepared statements
+        checkout(i)
+        floor(i)
+    backend_pid = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend_pid = cursor.fetchone()[0]
+
+    results = {}
+    for name, call in (("floor", floor), ("checkout", checkout)):
+        results[name] = _measure(call, args.n, backend_pid, profile=args.profile and name == "checkout")
+    print(
+        f"{args.backend}, {args.n} requests each, {info['checkout_writes']} write statements / "
+        f"{info['checkout_rows']} rows per checkout"
+    )
+    for name, figures in results.items():
+        line = f"   {name:<9} wall {figures['wall_ms']:6.2f} ms   python cpu {figures['cpu_ms']:6.2f} ms"
+        if backend_pid is not None:
+            line += f"   postgresql cpu {figures['db_cpu_ms']:6.2f} ms"
+        print(line)
+    total = {name: f["cpu_ms"] + f.get("db_cpu_ms", 0.0) for name, f in results.items()}
+    print(
+        f"   floor/checkout: wall {results['floor']['wall_ms'] / results['checkout']['wall_ms']:.2f}, "
+        f"cpu {total['floor'] / total['checkout']:.2f}"
+    )
+
+
+def _measure(call: Callable[[int], None], n: int, backend_pid: int | None, *, profile: bool) -> dict[str, Any]:
+    profiler = cProfile.Profile() if profile else None
+    db_before = _process_cpu(backend_pid) if backend_pid else 0.0
+    wall, cpu = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
+    for i in range(n):
+        call(i)
+    if profiler:
+        profiler.disable()
+    figures = {"wall_ms": (time.perf_counter() - wall) / n * 1000, "cpu_ms": (time.process_time() - cpu) / n * 1000}
+    if backend_pid:
+        figures["db_cpu_ms"] = (_process_cpu(backend_pid) - db_before) / n * 1000
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+    return figures
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process on this machine (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+if __name__ == "__main__":
+    main()
