@@ -20,7 +20,7 @@ help:
 	@echo "make test-browser  only the browser tests (Debian chromium at /usr/bin/chromium)"
 	@echo "make lint          ruff, ruff format --check, mypy, import-linter, makemigrations --check"
 	@echo "make audit         pip-audit over requirements.lock (AUDIT_STRICT=1 fails on un-auditable packages)"
-	@echo "make bench         benchmarks under benchmarks/: checkout, loyalty jobs, bonus instalments, package expiry"
+	@echo "make bench         benchmarks under benchmarks/: checkout (HTTP and in process), loyalty jobs, bonus instalments, package expiry"
 	@echo "                   (LOYALTY_BENCH_ARGS / INSTALMENTS_BENCH_ARGS / PACKAGES_BENCH_ARGS=--quick for a short run)"
 
 $(VENV)/.installed: requirements.lock
