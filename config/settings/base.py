@@ -109,11 +109,12 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
-    if DATABASES["default"]["ENGINE"].endswith("postgresql") and os.environ.get("MEIYE_PG_PREPARED", "1") == "1":
-        # Server-side parameters and prepared statements (psycopg prepares a statement on its 2nd use in a
-        # connection): the fixed-shape hot-path queries are then planned once per connection. A checkout
-        # costs PostgreSQL 4.5 ms of CPU instead of 7.8 (docs/performance.md). MEIYE_PG_PREPARED=0 turns it
-        # off, e.g. behind a transaction-pooling pgbouncer, which cannot keep prepared statements.
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") and os.environ.get("MEIYE_PG_PREPARED", "0") == "1":
+        # Opt-in: server-side parameters and prepared statements (psycopg prepares a statement on its 2nd use in
+        # a connection), so the fixed-shape hot-path queries are planned once per connection: a checkout costs
+        # PostgreSQL 4.5 ms of CPU instead of 7.8 (docs/performance.md, ADR 0007). Off by default: one statement
+        # then takes at most 65,535 parameters (a large import or seed batch can exceed it), and a
+        # transaction-pooling pgbouncer cannot keep prepared statements.
         DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
 else:
     DATABASES = {

@@ -25,6 +25,7 @@ import itertools
 import math
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -1036,6 +1037,7 @@ def _authorize(
     password, code = (password or "").strip(), (code or "").strip()
     failure: ApplicationError | None = None
     counted_at: datetime | None = None
+    code_again: Callable[[], None] | None = None
     with transaction.atomic():
         state = _state_locked(member)
         now = _now()
@@ -1055,9 +1057,10 @@ def _authorize(
             if password and state.is_set and check_password(password, state.password_hash):
                 ok = True
             if not ok and code:
-                record, _ = _code_use(member, CodePurpose.PAYMENT, code, now)
+                record, code_error = _code_use(member, CodePurpose.PAYMENT, code, now)
                 ok = record is not None
                 wrong_code = "" if ok else "code"
+                code_again = code_error.after_rollback if code_error is not None else None
             if ok:
                 if state.failures or state.locked_until is not None:
                     state.failures = 0
@@ -1088,8 +1091,9 @@ def _authorize(
     if failure is not None:
         if counted_at is not None:
             # Inside a caller's transaction (an API request runs in one) the count above is rolled back with
-            # the refused operation: the interface then counts the failure again, unless it stood.
-            failure.after_rollback = functools.partial(_count_failure_again, actor, member.pk, counted_at)
+            # the refused operation: the interface then counts the failure again, unless it stood — and the
+            # wrong code's attempt on the code too.
+            failure.after_rollback = functools.partial(_count_failure_again, actor, member.pk, counted_at, code_again)
         raise failure
 
 
@@ -1109,9 +1113,14 @@ def _count_failure(actor: Actor, member: Member, state: PaymentPassword, now: da
     return state.updated_at
 
 
-def _count_failure_again(actor: Actor, member_id: int, counted_at: datetime) -> None:
+def _count_failure_again(
+    actor: Actor, member_id: int, counted_at: datetime, code_again: Callable[[], None] | None = None
+) -> None:
     """``ApplicationError.after_rollback`` of a wrong password or code: count it in a transaction of its own
-    if the caller's rollback took the first count away (the row no longer shows that write)."""
+    if the caller's rollback took the first count away (the row no longer shows that write); ``code_again``
+    does the same for the wrong code's attempt on the code."""
+    if code_again is not None:
+        code_again()
     with transaction.atomic():
         member = Member.objects.filter(pk=member_id).first()
         if member is None:
@@ -1150,15 +1159,28 @@ def _code_use(
         record.code_sealed = None
         record.save(update_fields=["used_at", "code_sealed"])
         return record, None
-    if record is not None:
-        record.attempts += 1
-        record.save(update_fields=["attempts"])
-    return None, ValidationFailed(
+    error = ValidationFailed(
         "cards.code_wrong",
         zh="验证码：错误或已过期，请重新获取。",
         en="code: wrong or expired; send a new one.",
         field="code",
     )
+    if record is not None:
+        record.attempts += 1
+        record.save(update_fields=["attempts"])
+        # Counted again after a caller's rollback (an API request's transaction), unless this count stood.
+        error.after_rollback = functools.partial(_count_code_attempt_again, record.pk, record.attempts)
+    return None, error
+
+
+def _count_code_attempt_again(code_id: int, counted: int) -> None:
+    """``ApplicationError.after_rollback`` of a wrong code: one more attempt on the code, unless the row still
+    shows the count written (it stood) or more."""
+    with transaction.atomic():
+        record = PaymentCode.objects.select_for_update().filter(pk=code_id).first()
+        if record is not None and record.attempts < counted:
+            record.attempts += 1
+            record.save(update_fields=["attempts"])
 
 
 def _state_locked(member: Member) -> PaymentPassword:

@@ -250,7 +250,14 @@ def accounts_lock(*, organisation_id: int, keys: Iterable[AccountKey]) -> Locked
             raise _flag_mismatch(account)
         locked.accounts[_identity(account)] = account
         locked.balances[account.pk] = balance
-        _KNOWN_IDS[(organisation_id, _identity(account))] = account.pk
+    if len(locked.accounts) != len(wanted) or not all(
+        (organisation_id, identity) in _KNOWN_IDS for identity in locked.accounts
+    ):
+        # Remembered once this transaction commits: an account created in it (here, or earlier in it by
+        # account_get_or_create) must not be remembered if it rolls back — its id could then name another
+        # account, and a lock by that id would take a row out of the ledger's order.
+        found = {(organisation_id, identity): account.pk for identity, account in locked.accounts.items()}
+        transaction.on_commit(lambda: _remember(found))
     return locked
 
 
@@ -973,13 +980,20 @@ _ACCOUNT_FIELDS = ["id", "organisation_id", "owner_type", "owner_id", "asset", "
 _BALANCE_FIELDS = ["account_id", "amount", "may_go_negative", "version"]
 
 
-# Account ids by (organisation, identity), remembered by this process: an account, once created, keeps its id
-# and identity for good (nothing updates or deletes ledger accounts), so a repeat lock can select the balance
-# rows by primary key — a much cheaper plan than one OR term per identity. The ids are only a hint: the lock
-# reads each row's identity back and falls back to the identity lock if any differs or is missing (a rolled-
-# back creation, another database), so a stale entry costs one query, never a wrong account.
+# Account ids by (organisation, identity), remembered by this process once the transaction that locked them
+# has committed: a committed account keeps its id and identity for good (nothing updates or deletes ledger
+# accounts), so a repeat lock can select the balance rows by primary key — a much cheaper plan than one OR term
+# per identity. The lock still matches each row's identity in the same statement, so a row that is not the
+# account remembered (a database restored or flushed under a running process) is neither returned nor locked,
+# and the identity lock takes over.
 _KNOWN_IDS: dict[tuple[int, tuple[str, int, str, str]], int] = {}
 _KNOWN_IDS_MAX = 200_000
+
+
+def _remember(found: Mapping[tuple[int, tuple[str, int, str, str]], int]) -> None:
+    if len(_KNOWN_IDS) + len(found) > _KNOWN_IDS_MAX:
+        _KNOWN_IDS.clear()
+    _KNOWN_IDS.update(found)
 
 
 def _lock_by_known_ids(
@@ -993,19 +1007,22 @@ def _lock_by_known_ids(
         if pk is None:
             return None
         ids[pk] = identity
-    balances = _lock_rows(f"b.{connection.ops.quote_name('account_id')} IN ({', '.join(['%s'] * len(ids))})", list(ids))
-    if len(balances) != len(ids) or any(
-        b.account.organisation_id != organisation_id or _identity(b.account) != ids[b.account.pk] for b in balances
-    ):
+    qn = connection.ops.quote_name
+    # Each id with the identity it was remembered for, so only rows that still match are read and locked.
+    one = "(b.{} = %s AND a.{} = %s AND a.{} = %s AND a.{} = %s AND a.{} = %s)".format(
+        qn("account_id"), qn("owner_type"), qn("owner_id"), qn("asset"), qn("kind")
+    )
+    params: list[Any] = [organisation_id]
+    for pk in sorted(ids):
+        params.extend((pk, *ids[pk]))
+    balances = _lock_rows(f"a.{qn('organisation_id')} = %s AND ({' OR '.join([one] * len(ids))})", params)
+    if len(balances) != len(ids):
         for identity in wanted:
             _KNOWN_IDS.pop((organisation_id, identity), None)
+        # Only after the database changed under this process (restored, flushed): the rows read are wanted
+        # ones, and the identity lock takes the rest (out of order, so a deadlock is possible, never a wrong row).
         return None
     return balances
-
-
-def _remember_limit() -> None:
-    if len(_KNOWN_IDS) > _KNOWN_IDS_MAX:
-        _KNOWN_IDS.clear()
 
 
 def _lock_by_identity(organisation_id: int, wanted: Mapping[tuple[str, int, str, str], AccountKey]) -> list[Balance]:
@@ -1022,7 +1039,6 @@ def _lock_by_identity(organisation_id: int, wanted: Mapping[tuple[str, int, str,
     params: list[Any] = [organisation_id]
     for identity in identities:
         params.extend(identity)
-    _remember_limit()
     return _lock_rows(f"a.{qn('organisation_id')} = %s AND ({' OR '.join([one] * len(identities))})", params)
 
 

@@ -1,5 +1,5 @@
-"""accounts_lock remembers account ids per process and locks by primary key; a remembered id that no longer
-names the same account (a rolled-back creation, a reused SQLite rowid) falls back to the identity lock."""
+"""accounts_lock remembers account ids per process once the locking transaction commits, and locks by primary
+key; a remembered id that no longer names the same account falls back to the identity lock."""
 
 from __future__ import annotations
 
@@ -18,32 +18,40 @@ def _keys(*owner_ids: int) -> list[AccountKey]:
     return [AccountKey("member", owner_id, "CNY", "wallet_principal") for owner_id in owner_ids]
 
 
-def test_a_repeat_lock_selects_the_balance_rows_by_id(make_account):
+def test_a_repeat_lock_selects_the_balance_rows_by_id(make_account, django_capture_on_commit_callbacks):
     first, second = make_account(owner_id=7001), make_account(owner_id=7002)
-    with transaction.atomic():
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         accounts_lock(organisation_id=ORG, keys=_keys(7001, 7002))
 
     with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
         locked = accounts_lock(organisation_id=ORG, keys=_keys(7002, 7001))
 
     (lock,) = [q["sql"] for q in ctx.captured_queries if "ledger_balance" in q["sql"]]
-    assert "IN (" in lock
-    assert "owner_type" not in lock.split("WHERE")[1]
+    assert '"account_id" = ' in lock.split("WHERE")[1]
     assert {locked.get(key).pk for key in _keys(7001, 7002)} == {first.pk, second.pk}
 
 
-def test_a_stale_remembered_id_falls_back_to_the_identity_lock(make_account):
+def test_a_stale_remembered_id_falls_back_to_the_identity_lock(make_account, django_capture_on_commit_callbacks):
     mine, other = make_account(owner_id=7101), make_account(owner_id=7102)
-    with transaction.atomic():
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         accounts_lock(organisation_id=ORG, keys=_keys(7101))
     # As if 7101's id had been remembered from a transaction that rolled back and the id now names 7102's.
     services._KNOWN_IDS[(ORG, _keys(7101)[0].identity)] = other.pk
 
-    with transaction.atomic():
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         locked = accounts_lock(organisation_id=ORG, keys=_keys(7101))
 
     assert locked.get(_keys(7101)[0]).pk == mine.pk
     assert services._KNOWN_IDS[(ORG, _keys(7101)[0].identity)] == mine.pk
+
+
+def test_an_id_is_remembered_only_when_its_transaction_commits(make_account):
+    make_account(owner_id=7151)
+
+    with transaction.atomic():  # the test's transaction never commits
+        accounts_lock(organisation_id=ORG, keys=_keys(7151))
+
+    assert (ORG, _keys(7151)[0].identity) not in services._KNOWN_IDS
 
 
 def test_a_remembered_id_of_a_missing_row_falls_back_too(make_account):
@@ -56,10 +64,10 @@ def test_a_remembered_id_of_a_missing_row_falls_back_too(make_account):
     assert locked.get(_keys(7201)[0]).pk == mine.pk
 
 
-def test_remembered_ids_are_per_organisation(make_account):
+def test_remembered_ids_are_per_organisation(make_account, django_capture_on_commit_callbacks):
     ours = make_account(owner_id=7301)
     theirs = make_account(owner_id=7301, organisation_id=ORG + 1)
-    with transaction.atomic():
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         accounts_lock(organisation_id=ORG, keys=_keys(7301))
 
     with transaction.atomic():

@@ -8,7 +8,8 @@ per connection. No model here overrides ``save`` or listens to save signals; a m
 them (``bulk_create`` skips both as well).
 
 - ``insert_rows(objs)``: new rows of one model, primary keys set from ``RETURNING`` (as ``bulk_create`` on
-  PostgreSQL and SQLite 3.35+); a value that is an expression falls back to ``bulk_create``.
+  PostgreSQL and SQLite 3.35+), in as many statements as the database's parameter limit needs (as
+  ``bulk_create`` splits them); a value that is an expression falls back to ``bulk_create``.
 - ``update_row(obj, fields)``: ``save(update_fields=fields)`` for a row known to exist.
 """
 
@@ -23,6 +24,7 @@ from django.db.models import Field, Model
 M = TypeVar("M", bound=Model)
 
 _CACHE = "_meiye_fastwrite"
+PG_MAX_PARAMETERS = 65_535  # the wire protocol's limit on one statement's bound parameters
 
 
 def _cache(connection: Any) -> dict[Any, Any]:
@@ -49,25 +51,22 @@ def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
     fields = cache.get(model)
     if fields is None:
         fields = cache[model] = _insert_fields(model)
-    params: list[Any] = []
+    rows: list[list[Any]] = []
     for obj in objs:
+        values = []
         for f in fields:
             value = f.pre_save(obj, True)
             if hasattr(value, "resolve_expression"):
                 return model._default_manager.using(using).bulk_create(objs)  # an expression: Django compiles it
-            params.append(f.get_db_prep_save(value, connection=connection))
-    key = (model, len(objs))
-    sql = cache.get(key)
-    if sql is None:
-        qn = connection.ops.quote_name
-        table = qn(model._meta.db_table)
-        columns = ", ".join(qn(str(f.column)) for f in fields)
-        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        pk = qn(str(model._meta.pk.column))
-        sql = cache[key] = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(objs))} RETURNING {pk}"  # noqa: S608 - names from the model
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ids = cursor.fetchall()
+            values.append(f.get_db_prep_save(value, connection=connection))
+        rows.append(values)
+    ids: list[Any] = []
+    size = _batch_size(connection, fields, objs)
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        with connection.cursor() as cursor:
+            cursor.execute(_insert_sql(connection, cache, model, fields, len(chunk)), [v for row in chunk for v in row])
+            ids.extend(cursor.fetchall())
     pk_field = model._meta.pk
     converters = connection.ops.get_db_converters(pk_field.get_col(model._meta.db_table))
     for obj, (pk,) in zip(objs, ids, strict=True):
@@ -77,6 +76,28 @@ def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
         obj._state.adding = False
         obj._state.db = using
     return list(objs)
+
+
+def _batch_size(connection: Any, fields: Sequence[Field[Any, Any]], objs: Sequence[Model]) -> int:
+    """Rows per statement, as ``bulk_create`` splits them: SQLite's variable limit (``bulk_batch_size``); on
+    PostgreSQL, the protocol's 65,535 parameters when they are bound on the server (``MEIYE_PG_PREPARED``)."""
+    size = connection.ops.bulk_batch_size(fields, objs)
+    if connection.vendor == "postgresql" and connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
+        size = min(size, PG_MAX_PARAMETERS // max(len(fields), 1))
+    return max(int(size), 1)
+
+
+def _insert_sql(connection: Any, cache: dict[Any, Any], model: type[Model], fields: Sequence[Any], n: int) -> str:
+    key = (model, n)
+    sql: str | None = cache.get(key)
+    if sql is None:
+        qn = connection.ops.quote_name
+        table = qn(model._meta.db_table)
+        columns = ", ".join(qn(str(f.column)) for f in fields)
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        pk = qn(str(model._meta.pk.column))
+        sql = cache[key] = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * n)} RETURNING {pk}"  # noqa: S608 - names from the model
+    return sql
 
 
 def update_row(obj: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALIAS) -> None:
