@@ -6,9 +6,10 @@ from meiye.core.money import Money
 from meiye.sales.services import LineInput, TenderInput, bill_checkout
 
 # Measured 18 on SQLite and on PostgreSQL (61 before the checkout posted in one batch), of which 2 are this
-# test's own SAVEPOINT/RELEASE around the service's transaction (in production: BEGIN/COMMIT). The other 16:
-# the replay check of the bill's key; the store with its checkout rules (sales settings, spend order, points
-# lifetime); the visible stores and the member (member_get); the items with their store prices and earning
+# test's own SAVEPOINT/RELEASE around the service's transaction (in production: BEGIN/COMMIT). The other 16
+# (15 since the member's visible stores became a subquery of her read): the replay check of the bill's key;
+# the store with its checkout rules (sales settings, spend order, points lifetime); the member (member_get,
+# scoped by her visible stores in the same query); the items with their store prices and earning
 # rates; the bill number (UPDATE … RETURNING); the bill; every balance row the bill posts to, locked in one
 # statement; the journals (one INSERT), their entries (one INSERT), the balances (one UPDATE); the points lot;
 # the lines; the tenders; the bill's completion; the audit row. Tiers add at most 2: the member's tier with the
