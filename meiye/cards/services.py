@@ -64,7 +64,7 @@ from meiye.core.money import Money
 from meiye.ledger.models import Journal
 from meiye.ledger.services import Leg, Posting, accounts_lock, journals_post
 from meiye.members.models import Member, MemberStatus
-from meiye.members.selectors import member_find_by_phone, member_get, members_visible
+from meiye.members.selectors import member_find_by_phone, member_get, members_visible, members_visible_by_ids
 from meiye.notify.events import WALLET_PAYMENT_CODE
 from meiye.notify.models import Message
 from meiye.notify.services import notify_event
@@ -984,12 +984,10 @@ def _payment_gate_query(
 ) -> QuerySet[Member]:
     """The scope of ``members.selectors.member_get`` (a staff member's visible stores as a subquery), with the
     member's live card status, whether she has a payment password and whether the store requires one."""
-    visible = Member.objects.filter(organisation_id=organisation_id, pk=member_id).exclude(status=MemberStatus.MERGED)
-    if staff_id is not None:
-        own = Store.objects.filter(organisation_id=organisation_id, staff__id=staff_id)
-        visible = visible.filter(home_store_id__in=own.values("pk"))
     return (
-        visible.select_related("home_store")
+        members_visible_by_ids(organisation_id, staff_id)
+        .filter(pk=member_id)
+        .select_related("home_store")
         .annotate(
             _live_status=Subquery(
                 MemberCard.objects.filter(member=OuterRef("pk"), status__in=LIVE_STATUSES).values("status")[:1]

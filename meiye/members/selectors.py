@@ -14,9 +14,8 @@ from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import not_found
 from meiye.members.models import ConsentPurpose, ConsentRecord, CustomField, Member, MemberStatus, Tag
 from meiye.org.context import Actor
-from meiye.org.models import Store
 from meiye.org.roles import Perm
-from meiye.org.selectors import visible_store_ids
+from meiye.org.selectors import stores_visible_by_ids, visible_store_ids
 
 PHONE_KIND = "phone"
 ID_KIND = "id_number"
@@ -37,14 +36,21 @@ def members_visible(actor: Actor, *, include_inactive: bool = True) -> QuerySet[
     return qs
 
 
+def members_visible_by_ids(organisation_id: int, staff_id: int | None = None) -> QuerySet[Member]:
+    """``members_visible`` from plain ids, for a prepared query (``meiye.core.db.prepared``): merged members
+    hidden; with ``staff_id`` (a staff member who does not see every store) only her stores' members, her stores
+    as a subquery."""
+    qs = Member.objects.filter(organisation_id=organisation_id).exclude(status=MemberStatus.MERGED)
+    if staff_id is None:
+        return qs
+    return qs.filter(home_store_id__in=stores_visible_by_ids(organisation_id, staff_id).values("pk"))
+
+
 def _member_query(organisation_id: int, member_id: int, staff_id: int | None = None) -> QuerySet[Member]:
-    """``members_visible(actor).get(pk=…)`` as one query: the visible stores of a staff member who does not see
-    every store (``staff_id``) as a subquery."""
-    qs = Member.objects.filter(organisation_id=organisation_id, pk=member_id).exclude(status=MemberStatus.MERGED)
-    if staff_id is not None:
-        own = Store.objects.filter(organisation_id=organisation_id, staff__id=staff_id)
-        qs = qs.filter(home_store_id__in=own.values("pk"))
-    return qs.select_related("home_store", "referrer")
+    """``members_visible(actor).get(pk=…)`` as one query."""
+    return (
+        members_visible_by_ids(organisation_id, staff_id).filter(pk=member_id).select_related("home_store", "referrer")
+    )
 
 
 # Compiled once per connection (meiye.core.db.prepared): every checkout and member page reads one member.

@@ -13,25 +13,28 @@ from meiye.org.roles import Perm
 
 def stores_visible(actor: Actor) -> QuerySet[Store]:
     """The stores this actor may see: all of the organisation for HQ roles, else their own."""
-    qs = Store.objects.filter(organisation=actor.organisation)
-    if actor.staff is None or actor.staff.sees_all_stores:
-        return qs
-    return qs.filter(staff=actor.staff)
+    staff = actor.staff
+    return stores_visible_by_ids(actor.organisation.pk, None if staff is None or staff.sees_all_stores else staff.pk)
 
 
 def visible_store_ids(actor: Actor) -> list[int]:
     return list(stores_visible(actor).values_list("id", flat=True))
 
 
+def stores_visible_by_ids(organisation_id: int, staff_id: int | None = None) -> QuerySet[Store]:
+    """``stores_visible`` from plain ids, for a prepared query (``meiye.core.db.prepared``): the organisation's
+    stores, or with ``staff_id`` (a staff member who does not see every store) only hers."""
+    qs = Store.objects.filter(organisation_id=organisation_id)
+    return qs if staff_id is None else qs.filter(staff__id=staff_id)
+
+
 # ``stores_visible(actor).get(pk=…)`` for each kind of actor, compiled once per connection (every API request
 # reads its acting store).
 _STORE_OF_ORGANISATION: PreparedQuery[Store] = PreparedQuery(
-    lambda organisation_id, pk: Store.objects.filter(organisation_id=organisation_id, pk=pk), [int, int]
+    lambda organisation_id, pk: stores_visible_by_ids(organisation_id).filter(pk=pk), [int, int]
 )
 _STORE_OF_STAFF: PreparedQuery[Store] = PreparedQuery(
-    lambda organisation_id, staff_id, pk: Store.objects.filter(
-        organisation_id=organisation_id, staff__id=staff_id, pk=pk
-    ),
+    lambda organisation_id, staff_id, pk: stores_visible_by_ids(organisation_id, staff_id).filter(pk=pk),
     [int, int, int],
 )
 

@@ -85,7 +85,7 @@ from meiye.members.selectors import member_get, merge_chain
 from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.roles import Perm
-from meiye.org.selectors import store_get, stores_visible
+from meiye.org.selectors import store_get, stores_visible, stores_visible_by_ids
 from meiye.packages.services import package_sessions_return_for_bill, packages_issue_for_bill
 from meiye.promotions.models import Coupon
 from meiye.promotions.offers import OfferLine, evaluate
@@ -1800,17 +1800,18 @@ def _checkout_store_query(organisation_id: int, store_id: int, staff_id: int | N
     """The acting store as ``stores_visible`` scopes it (``staff_id`` None: an HQ actor who sees every store),
     with the checkout's rules as scalar subqueries on its row."""
     settings_row = SalesSettings.objects.filter(store=OuterRef("pk"))
-    stores = Store.objects.filter(organisation_id=organisation_id, pk=store_id)
-    if staff_id is not None:
-        stores = stores.filter(staff__id=staff_id)
-    return stores.annotate(
-        _has_sales_settings=Subquery(settings_row.values("pk")[:1]),
-        _floor_bp=Subquery(settings_row.values("manual_discount_floor_bp")[:1]),
-        _cap_bp=Subquery(settings_row.values("points_offset_cap_bp")[:1]),
-        _per_yuan=Subquery(settings_row.values("points_per_yuan_offset")[:1]),
-        _spend_order=spend_order_subquery("pk"),
-        _lifetime=points_lifetime_subquery("organisation_id"),
-        _promotions_version=promotions_version_subquery("organisation_id"),
+    return (
+        stores_visible_by_ids(organisation_id, staff_id)
+        .filter(pk=store_id)
+        .annotate(
+            _has_sales_settings=Subquery(settings_row.values("pk")[:1]),
+            _floor_bp=Subquery(settings_row.values("manual_discount_floor_bp")[:1]),
+            _cap_bp=Subquery(settings_row.values("points_offset_cap_bp")[:1]),
+            _per_yuan=Subquery(settings_row.values("points_per_yuan_offset")[:1]),
+            _spend_order=spend_order_subquery("pk"),
+            _lifetime=points_lifetime_subquery("organisation_id"),
+            _promotions_version=promotions_version_subquery("organisation_id"),
+        )
     )
 
 
