@@ -937,8 +937,9 @@ def payment_password_set(*, actor: Actor, member: Member, password: str, code: s
 
 def stored_value_authorize(
     *, actor: Actor, member: Member, password: str = "", code: str = "", card_number: str = ""
-) -> None:
-    """May the member pay from stored value now (ADR 0006)? Returns None, or raises:
+) -> Member:
+    """May the member pay from stored value now (ADR 0006)? Returns the member as ``members.selectors.
+    member_get`` reads her (same scope, same related rows: a checkout need not read her again), or raises:
 
     - ``card.lost`` / ``card.frozen`` / ``card.closed`` / ``card.replaced``: the card used, or the member's
       live card (a lost card stops stored-value payment whatever number is used);
@@ -966,9 +967,9 @@ def stored_value_authorize(
         live = member_live_card(member)
         if live is not None:
             _refuse_card_status(live)
-    if not (gate.has_password or gate.store_requires_auth):
-        return
-    _authorize(actor, member, actor.store, password=password, code=code, required=True)
+    if gate.has_password or gate.store_requires_auth:
+        _authorize(actor, member, actor.store, password=password, code=code, required=True)
+    return member
 
 
 @dataclass(frozen=True)
@@ -987,7 +988,7 @@ def _payment_gate_query(
     return (
         members_visible_by_ids(organisation_id, staff_id)
         .filter(pk=member_id)
-        .select_related("home_store")
+        .select_related("home_store", "referrer")  # as member_get
         .annotate(
             _live_status=Subquery(
                 MemberCard.objects.filter(member=OuterRef("pk"), status__in=LIVE_STATUSES).values("status")[:1]

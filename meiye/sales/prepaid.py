@@ -54,14 +54,15 @@ def needs_stored_value_auth(tenders: Sequence[Any]) -> bool:
     return any(t.kind == TenderKind.STORED_VALUE for t in tenders)
 
 
-def authorize_stored_value(*, actor: Actor, member: Member | None, tenders: Sequence[Any]) -> None:
-    """Refuse stored value before the checkout's transaction opens: card status, then password or code."""
+def authorize_stored_value(*, actor: Actor, member: Member | None, tenders: Sequence[Any]) -> Member | None:
+    """Refuse stored value before the checkout's transaction opens: card status, then password or code.
+    Returns the member as ``member_get`` reads her when it read her (a stored-value tender), else None."""
     if member is None:
-        return  # the checkout refuses stored value for a walk-in customer itself
+        return None  # the checkout refuses stored value for a walk-in customer itself
     tender = next((t for t in tenders if t.kind == TenderKind.STORED_VALUE), None)
     if tender is None:
-        return
-    stored_value_authorize(
+        return None
+    return stored_value_authorize(
         actor=actor,
         member=member,
         password=tender.payment_password,

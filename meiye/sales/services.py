@@ -505,12 +505,13 @@ def bill_checkout(
             en=f"A bill has at most {MAX_LINES} lines.",
             field="lines",
         )
+    authorized = None
     if member is not None and needs_stored_value_auth(tenders):
-        authorize_stored_value(actor=actor, member=member, tenders=tenders)
+        authorized = authorize_stored_value(actor=actor, member=member, tenders=tenders)
     try:
         with transaction.atomic():
             store, config = _checkout_store_and_config(actor)
-            checked_member = _checkout_member(actor, member)
+            checked_member = _checkout_member(actor, member, known=authorized)
             items = _items_by_id(actor, [line.item_id for line in lines], store=store)
             config.rates = {
                 item.category.earning_category: rate
@@ -1893,10 +1894,13 @@ def _lock_live_member(bill: Bill) -> None:
         )
 
 
-def _checkout_member(actor: Actor, member: Member | None) -> Member | None:
+def _checkout_member(actor: Actor, member: Member | None, *, known: Member | None = None) -> Member | None:
+    """The checkout's member as ``member_get`` reads her, refused unless active. ``known``: she was just read
+    that way (the stored-value payment gate) and is not read again: reading her inside the transaction would
+    not lock her either, so a change committed in between is the same race as one committed just after."""
     if member is None:
         return None
-    found = member_get(actor, member.pk)
+    found = known if known is not None and known.pk == member.pk else member_get(actor, member.pk)
     if found.status != MemberStatus.ACTIVE:
         raise Conflict(
             "sales.member_inactive",

@@ -27,7 +27,7 @@ def test_a_repeat_lock_selects_the_balance_rows_by_id(make_account, django_captu
         locked = accounts_lock(organisation_id=ORG, keys=_keys(7002, 7001))
 
     (lock,) = [q["sql"] for q in ctx.captured_queries if "ledger_balance" in q["sql"]]
-    assert '"account_id" = ' in lock.split("WHERE")[1]
+    assert 'a."id" = w.w_id' in lock  # the remembered ids drive the look-up
     assert {locked.get(key).pk for key in _keys(7001, 7002)} == {first.pk, second.pk}
 
 
@@ -74,3 +74,20 @@ def test_remembered_ids_are_per_organisation(make_account, django_capture_on_com
         locked = accounts_lock(organisation_id=ORG + 1, keys=_keys(7301))
 
     assert locked.get(_keys(7301)[0]).pk == theirs.pk != ours.pk
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's planner")
+def test_the_identity_lock_looks_each_account_up_in_the_unique_index(make_account):
+    # An OR of seven identities made SQLite scan every account of the organisation (0.4 ms at 2,000 accounts).
+    for owner_id in range(7201, 7261):
+        make_account(owner_id=owner_id)
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        locked = accounts_lock(organisation_id=ORG, keys=_keys(*range(7201, 7208)))
+    assert len({locked.get(key).pk for key in _keys(*range(7201, 7208))}) == 7
+    (lock,) = [q["sql"] for q in ctx.captured_queries if "ledger_balance" in q["sql"]]
+
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + lock.replace(" FOR UPDATE OF b", ""))
+        plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "SCAN w" in plan
+    assert "organisation_id=? AND owner_type=? AND owner_id=? AND asset=? AND kind=?" in plan, plan

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from meiye.core.money import Money
 from meiye.sales.services import LineInput, TenderInput, bill_checkout
 
@@ -15,8 +18,9 @@ from meiye.sales.services import LineInput, TenderInput, bill_checkout
 # the lines; the tenders; the bill's completion; the audit row. Tiers add at most 2: the member's tier with the
 # ladder (``loyalty.tiers.member_tier_info``, read once per checkout) and, after the growth is posted, the
 # ladder with her earned tier and 12-month growth (``tier_after_bill``; it writes only on an upgrade).
-# Stored value adds 1 before the transaction: the member with her card's status, whether she has a payment
-# password and whether the store requires one (``cards.services.stored_value_authorize``, S-17).
+# Stored value adds none: the member is read before the transaction with her card's status, whether she has a
+# payment password and whether the store requires one (``cards.services.stored_value_authorize``, S-17), and
+# that read stands for member_get's.
 MAX_CHECKOUT_QUERIES = 20
 
 
@@ -58,3 +62,19 @@ def test_a_replayed_checkout_is_one_query(cashier, care, django_assert_num_queri
     first = bill_checkout(**request)
     with django_assert_num_queries(1):
         assert bill_checkout(**request).pk == first.pk
+
+
+def test_a_stored_value_checkout_reads_the_member_once(cashier, member, care, recharge):
+    recharge(member, "1000.00")
+
+    with CaptureQueriesContext(connection) as ctx:
+        bill_checkout(
+            actor=cashier,
+            member=member,
+            lines=[LineInput(item_id=care.pk)],
+            tenders=[TenderInput(kind="stored_value", amount=Money.parse("600.00"))],
+            idempotency_key="once",
+        )
+
+    member_reads = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith('SELECT "members_member"."id"')]
+    assert len(member_reads) == 1  # the payment gate's, which also answers for member_get
