@@ -1028,36 +1028,45 @@ def _lock_by_identity(organisation_id: int, wanted: Mapping[tuple[str, int, str,
 
 
 _LOCK_SQL: dict[tuple[str, int, bool], str] = {}
+_IDENTITY_COLUMNS = ("owner_type", "owner_id", "asset", "kind")
 
 
 def _lock_sql(count: int, *, by_id: bool) -> str:
-    """The lock statement for ``count`` wanted accounts, built once per shape.
+    """The lock statement for ``count`` wanted accounts, built once per shape; its parameters are the wanted
+    rows' values, then the organisation (``_lock_rows``).
 
-    The wanted identities are a ``VALUES`` list that drives the join: each is one look-up in the account
-    table's unique (organisation, owner, asset, kind) index, or by primary key when the ids are known. An
-    ``OR`` of identities made SQLite's planner scan every account of the organisation (0.4 ms at 2,000
-    accounts, growing with the chain)."""
+    Each wanted identity must be one look-up in the account table's unique (organisation, owner, asset,
+    kind) index. PostgreSQL does that for an ``OR`` of identities (a BitmapOr of index scans); SQLite's
+    planner scanned every account of the organisation for it (0.4 ms at 2,000 accounts, growing with the
+    chain), so there the identities are a ``VALUES`` list that drives the join (SQLite's ``CROSS JOIN`` keeps
+    the written order). PostgreSQL, given that list, hashed the whole balance table instead."""
     key = (connection.vendor, count, by_id)
     sql = _LOCK_SQL.get(key)
-    if sql is None:
-        qn = connection.ops.quote_name
-        account_table, balance_table = qn(Account._meta.db_table), qn(Balance._meta.db_table)
-        columns = [f"a.{qn(c)}" for c in _ACCOUNT_FIELDS] + [f"b.{qn(c)}" for c in _BALANCE_FIELDS]
-        names = (["w_id"] if by_id else []) + ["w_owner_type", "w_owner_id", "w_asset", "w_kind"]
-        row = "(" + ", ".join(["%s"] * len(names)) + ")"
-        match = [f"a.{qn('id')} = w.w_id"] if by_id else []
-        match += [f"a.{qn('organisation_id')} = %s"]
-        match += [f"a.{qn(c)} = w.w_{c}" for c in ("owner_type", "owner_id", "asset", "kind")]
-        # SQLite's CROSS JOIN keeps the written join order (the wanted list first); PostgreSQL plans it itself.
-        join = "CROSS JOIN" if connection.vendor == "sqlite" else "JOIN"
+    if sql is not None:
+        return sql
+    qn = connection.ops.quote_name
+    account_table, balance_table = qn(Account._meta.db_table), qn(Balance._meta.db_table)
+    columns = ", ".join([f"a.{qn(c)}" for c in _ACCOUNT_FIELDS] + [f"b.{qn(c)}" for c in _BALANCE_FIELDS])
+    wanted = ([qn("id")] if by_id else []) + [qn(c) for c in _IDENTITY_COLUMNS]
+    organisation = f"a.{qn('organisation_id')} = %s"
+    if connection.vendor == "sqlite":
+        names = [f"w{i}" for i in range(len(wanted))]
+        row = "(" + ", ".join(["%s"] * len(wanted)) + ")"
+        match = " AND ".join([organisation] + [f"a.{c} = w.{n}" for c, n in zip(wanted, names, strict=True)])
         sql = (
             f"WITH w({', '.join(names)}) AS (VALUES {', '.join([row] * count)}) "  # noqa: S608
-            f"SELECT {', '.join(columns)} FROM w {join} {account_table} a ON {' AND '.join(match)} "
+            f"SELECT {columns} FROM w CROSS JOIN {account_table} a ON {match} "
             f"JOIN {balance_table} b ON b.{qn('account_id')} = a.{qn('id')} ORDER BY b.{qn('account_id')}"
         )
-        if connection.features.has_select_for_update:
-            sql += " FOR UPDATE OF b" if connection.features.has_select_for_update_of else " FOR UPDATE"
-        _LOCK_SQL[key] = sql
+    else:
+        one = "(" + " AND ".join(f"a.{c} = %s" for c in wanted) + ")"
+        sql = (
+            f"SELECT {columns} FROM {balance_table} b JOIN {account_table} a ON a.{qn('id')} = b.{qn('account_id')} "  # noqa: S608
+            f"WHERE ({' OR '.join([one] * count)}) AND {organisation} ORDER BY b.{qn('account_id')}"
+        )
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF b" if connection.features.has_select_for_update_of else " FOR UPDATE"
+    _LOCK_SQL[key] = sql
     return sql
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from meiye.core.idempotency import idempotency_purge
@@ -87,3 +89,18 @@ def test_refund_replayed_after_the_purge_returns_the_same_refund(manager_api, sh
     assert again.json()["id"] == first.json()["id"]
     assert Refund.objects.count() == 1
     assert sales_state() == state
+
+
+def test_a_checkout_without_payment_secrets_does_not_look_its_key_up_twice(reception_api, shopper, top_up, care):
+    """@idempotent has just found the key unused in the same transaction: the service's own replay check is
+    skipped (a bill holding the key is still found when its insert clashes, as above)."""
+    top_up(shopper, "1000.00")
+    body = {
+        "member_id": shopper.pk,
+        "lines": [{"item_id": care.pk}],
+        "tenders": [{"kind": "stored_value", "amount": "600.00"}],
+    }
+    with CaptureQueriesContext(connection) as ctx:
+        assert _post(reception_api, ONE_SHOT, body, "till-7-0002").status_code == 201
+
+    assert not [q for q in ctx.captured_queries if q["sql"].startswith('SELECT "sales_bill"')]

@@ -11,6 +11,7 @@ from meiye.cards import services as card_services
 from meiye.cards.models import PaymentPassword
 from meiye.cards.services import payment_code_send, payment_password_set, stored_value_authorize
 from meiye.core.errors import ApplicationError
+from meiye.core.idempotency import idempotency_purge
 from meiye.core.money import Money
 from meiye.giftcards.selectors import gift_card_balance
 from meiye.giftcards.services import gift_card_sell
@@ -145,3 +146,27 @@ def test_a_failure_count_that_stood_is_not_counted_again(cashier_actor, shopper_
     refused.value.after_rollback()  # no transaction rolled the first count back
 
     assert PaymentPassword.objects.get(member=shopper_with_password).failures == 1
+
+
+def test_a_password_checkout_retried_after_the_purge_is_answered_before_the_password_is_checked(
+    reception_api, shopper_with_password, care, top_up
+):
+    """The API skips the service's replay check only when no tender carries a password or code: a retry
+    after the HTTP record's purge is answered from the bill, not refused by the gate (here: locked since)."""
+    shopper = shopper_with_password
+    top_up(shopper, "1000.00")
+    body = {
+        "member_id": shopper.pk,
+        "lines": [{"item_id": care.pk}],
+        "tenders": [{"kind": "stored_value", "amount": "600.00", "payment_password": "860412"}],
+    }
+    first = _checkout(reception_api, body, "pw-retry")
+    assert first.status_code == 201, first.json()
+    assert idempotency_purge(today=timezone.localdate() + timedelta(days=31)).deleted == 1
+    PaymentPassword.objects.filter(member=shopper).update(locked_until=timezone.now() + timedelta(minutes=30))
+
+    again = _checkout(reception_api, body, "pw-retry")
+
+    assert again.status_code == 201, again.json()
+    assert again.json()["id"] == first.json()["id"]
+    assert PaymentPassword.objects.get(member=shopper).failures == 0
