@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.devkeys import dev_secret
 
@@ -107,14 +108,20 @@ TEMPLATES = [
 # SQLite (WAL, immediate transactions, busy timeout) under var/ for one shop; PostgreSQL for chains
 # when DATABASE_URL is set.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# PostgreSQL prepared statements (ADR 0007): "hot" the hot paths' fixed-shape statements (checkout, ledger,
+# member and token reads), "1" every statement, "0" none (behind a transaction-pooling pgbouncer).
+MEIYE_PG_PREPARED = os.environ.get("MEIYE_PG_PREPARED", "hot").strip().lower()
+if MEIYE_PG_PREPARED not in ("hot", "1", "0"):
+    raise ImproperlyConfigured(
+        f"MEIYE_PG_PREPARED：只能是 hot、1 或 0，收到 {MEIYE_PG_PREPARED!r}。 / "
+        f"MEIYE_PG_PREPARED: must be hot, 1 or 0, got {MEIYE_PG_PREPARED!r}."
+    )
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
-    if DATABASES["default"]["ENGINE"].endswith("postgresql") and os.environ.get("MEIYE_PG_PREPARED", "0") == "1":
-        # Opt-in: server-side parameters and prepared statements (psycopg prepares a statement on its 2nd use in
-        # a connection), so the fixed-shape hot-path queries are planned once per connection: a checkout costs
-        # PostgreSQL 4.5 ms of CPU instead of 7.8 (docs/performance.md, ADR 0007). Off by default: one statement
-        # then takes at most 65,535 parameters (a large import or seed batch can exceed it), and a
-        # transaction-pooling pgbouncer cannot keep prepared statements.
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") and MEIYE_PG_PREPARED == "1":
+        # Every statement with server-side parameters, prepared on its 2nd use in a connection. Not the default:
+        # one statement then takes at most 65,535 parameters (a large import or seed batch can exceed it).
+        # The default, "hot", prepares only the hot paths' fixed-shape statements (meiye.core.db.cursors).
         DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
 else:
     DATABASES = {

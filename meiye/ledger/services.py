@@ -28,6 +28,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.base import ModelState
 from django.utils import timezone
 
+from meiye.core.db.cursors import hot_cursor
 from meiye.core.db.fastwrite import insert_rows
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
 from meiye.core.idempotency import canonical_hash, validate_key
@@ -966,7 +967,7 @@ def _update_balances(changes: Mapping[int, int], bumps: Mapping[int, int]) -> No
     params += [value for pk in ids for value in (pk, bumps[pk])]
     params.append(connection.ops.adapt_datetimefield_value(timezone.now()))
     params += ids
-    with connection.cursor() as cursor:
+    with hot_cursor(connection, len(params)) as cursor:
         cursor.execute(sql, params)
 
 
@@ -1076,7 +1077,7 @@ def _lock_rows(organisation_id: int, wanted: list[tuple[Any, ...]], *, by_id: bo
     params: list[Any] = [value for row in wanted for value in row]
     params.append(organisation_id)
     balances = []
-    with connection.cursor() as cursor:
+    with hot_cursor(connection, len(params)) as cursor:
         cursor.execute(_lock_sql(len(wanted), by_id=by_id), params)
         for row in cursor.fetchall():
             pk, org_id, owner_type, owner_id, asset, kind, flag, _, amount, balance_flag, version = row

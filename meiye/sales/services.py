@@ -48,6 +48,7 @@ from django.utils import timezone
 from meiye.audit.services import audit_record
 from meiye.catalog.models import Item, StorePrice
 from meiye.catalog.selectors import store_prices
+from meiye.core.db.cursors import hot_cursor
 from meiye.core.db.fastwrite import insert_rows, update_row
 from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed, not_found
@@ -1959,7 +1960,7 @@ def _next_number(store: Store) -> str:
     have no gaps or duplicates): one ``UPDATE … RETURNING`` (PostgreSQL; SQLite 3.35+), or on the store's
     first bill the row is created."""
     table = connection.ops.quote_name(BillSequence._meta.db_table)
-    with connection.cursor() as cursor:
+    with hot_cursor(connection, 1) as cursor:
         cursor.execute(
             f"UPDATE {table} SET next_value = next_value + 1 WHERE store_id = %s RETURNING next_value - 1",  # noqa: S608
             [store.pk],

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Field, Model
 
+from meiye.core.db.cursors import hot_cursor
+
 M = TypeVar("M", bound=Model)
 
 _CACHE = "_meiye_fastwrite"
@@ -64,8 +66,9 @@ def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
     size = _batch_size(connection, fields, objs)
     for start in range(0, len(rows), size):
         chunk = rows[start : start + size]
-        with connection.cursor() as cursor:
-            cursor.execute(_insert_sql(connection, cache, model, fields, len(chunk)), [v for row in chunk for v in row])
+        params = [v for row in chunk for v in row]
+        with hot_cursor(connection, len(params)) as cursor:
+            cursor.execute(_insert_sql(connection, cache, model, fields, len(chunk)), params)
             ids.extend(cursor.fetchall())
     pk_field = model._meta.pk
     converters = connection.ops.get_db_converters(pk_field.get_col(model._meta.db_table))
@@ -123,7 +126,7 @@ def update_row(obj: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALI
             return
         params.append(f.get_db_prep_save(value, connection=connection))
     params.append(obj.pk)
-    with connection.cursor() as cursor:
+    with hot_cursor(connection, len(params)) as cursor:
         cursor.execute(sql, params)
         if cursor.rowcount != 1:
             missing: Any = model

@@ -34,6 +34,8 @@ from django.db.models import Model, QuerySet
 from django.db.models import query as django_query
 from django.db.models.query import ValuesListIterable
 
+from meiye.core.db.cursors import hot_cursor
+
 M = TypeVar("M", bound=Model)
 
 _ids = count()
@@ -89,7 +91,7 @@ class PreparedQuery(Generic[M]):
         params = list(compiled.params)
         for position, index, wrap in compiled.slots:
             params[position] = args[index] if wrap is None else wrap(args[index])
-        with connection.cursor() as cursor:
+        with hot_cursor(connection, len(params)) as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
         if not rows:

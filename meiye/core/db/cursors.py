@@ -1,0 +1,63 @@
+"""The cursor the hot paths' fixed-shape statements run on.
+
+On PostgreSQL, Django binds parameters on the client (psycopg's ``ClientCursor``): each statement reaches the
+server as new text, which the server parses and plans again — for the checkout's reads (the member scoped by
+her visible stores, the items with their prices and rates, the store with its rules) planning cost more than
+running them. The statements of ``meiye.core.db.prepared`` (reads), ``meiye.core.db.fastwrite`` (row writes)
+and the ledger's hand-written lock and balance update have a fixed text per shape, so they are worth
+preparing: ``hot_cursor`` gives them a cursor that binds parameters on the server and prepares each statement
+on its first use in a connection (planned once; psycopg keeps the 100 most recent per connection).
+
+``MEIYE_PG_PREPARED`` (settings ``MEIYE_PG_PREPARED``): ``hot`` (the default) does this for the hot paths only;
+``1`` binds and prepares every statement (Django's ``server_side_binding``, so this cursor is the plain one);
+``0`` prepares nothing — for a transaction-pooling pgbouncer, which cannot keep prepared statements.
+
+The cursor is Django's wrapper around it (``connection._prepare_cursor``), so query logging, execute
+wrappers, ``django_assert_num_queries`` and error translation see these statements like any other. SQLite
+needs none of this: Python's ``sqlite3`` already keeps compiled statements per connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+_preparing_cursor: Any = None  # the psycopg cursor class, made on first use (psycopg exists only with PostgreSQL)
+
+
+# A statement with more parameters is a batch (a job, an import), not the hot path: not worth keeping prepared,
+# and the protocol's limit for server-side parameters is 65,535.
+HOT_MAX_PARAMETERS = 2_000
+
+
+def hot_cursor(connection: Any, parameters: int = 0) -> Any:
+    """A cursor for a fixed-shape statement with ``parameters`` parameters (see the module doc);
+    ``connection.cursor()`` where nothing applies."""
+    if (
+        connection.vendor != "postgresql"
+        or parameters > HOT_MAX_PARAMETERS
+        or getattr(settings, "MEIYE_PG_PREPARED", "hot") != "hot"
+    ):
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(_cursor_class()(connection.connection))
+
+
+def _cursor_class() -> Any:
+    global _preparing_cursor
+    if _preparing_cursor is None:
+        import psycopg
+
+        class PreparingCursor(psycopg.Cursor):
+            """Server-side parameters; every statement prepared on its first execution in the connection."""
+
+            def execute(
+                self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: Any = None
+            ) -> Any:
+                return super().execute(query, params, prepare=True, binary=binary)
+
+        _preparing_cursor = PreparingCursor
+    return _preparing_cursor
