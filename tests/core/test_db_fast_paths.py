@@ -3,6 +3,9 @@ same rows as the ORM calls they replace."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -170,3 +173,41 @@ def test_update_row_of_a_missing_row_raises(org, store1):
 
     with pytest.raises(Store.DoesNotExist):
         update_row(ghost, ["name"])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL prepared statements")
+def test_the_hot_statements_are_prepared_on_postgresql_and_still_counted(org, store1, store2, settings):
+    settings.MEIYE_PG_PREPARED = "hot"
+    with CaptureQueriesContext(connection) as ctx:
+        first = STORES_BY_ID.all(org.pk, store1.pk, store2.pk)
+        again = STORES_BY_ID.all(org.pk, store2.pk, store1.pk)
+
+    assert [s.pk for s in first] == [s.pk for s in again] == sorted([store1.pk, store2.pk])
+    assert len(ctx.captured_queries) == 2  # logged and counted like any other statement
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ['%"org_store"%IN ($2, $3)%']
+        )
+        assert cursor.fetchone()[0] == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL prepared statements")
+def test_nothing_is_prepared_with_the_setting_off(org, store1, settings):
+    settings.MEIYE_PG_PREPARED = "0"
+    STORES_BY_ID.all(org.pk, store1.pk)
+    STORES_BY_ID.all(org.pk, store1.pk)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_an_unknown_prepared_statements_setting_stops_the_process_naming_it():
+    env = {**os.environ, "MEIYE_PG_PREPARED": "yes", "DJANGO_SETTINGS_MODULE": "config.settings.base"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True, check=False
+    )
+
+    assert done.returncode != 0
+    assert "MEIYE_PG_PREPARED: must be hot, 1 or 0, got 'yes'" in done.stderr
+    assert "只能是 hot、1 或 0" in done.stderr

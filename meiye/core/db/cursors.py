@@ -12,17 +12,21 @@ on its first use in a connection (planned once; psycopg keeps the 100 most recen
 ``1`` binds and prepares every statement (Django's ``server_side_binding``, so this cursor is the plain one);
 ``0`` prepares nothing — for a transaction-pooling pgbouncer, which cannot keep prepared statements.
 
-The cursor is Django's wrapper around it (``connection._prepare_cursor``), so query logging, execute
-wrappers, ``django_assert_num_queries`` and error translation see these statements like any other. SQLite
+The cursor is Django's wrapper around it, so query logging (with the values in place), execute wrappers,
+``django_assert_num_queries`` and error translation see these statements like any other. SQLite
 needs none of this: Python's ``sqlite3`` already keeps compiled statements per connection.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from django.conf import settings
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
+_NEVER_BY_COUNT = 2**31 - 1
 _preparing_cursor: Any = None  # the psycopg cursor class, made on first use (psycopg exists only with PostgreSQL)
 
 
@@ -42,8 +46,33 @@ def hot_cursor(connection: Any, parameters: int = 0) -> Any:
         return connection.cursor()
     connection.close_if_health_check_failed()
     connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns psycopg's statement preparation off (None), which also ignores ``prepare=True``. A
+        # threshold no statement reaches turns it on for this cursor only: Django's own cursors bind on the
+        # client and are never prepared.
+        raw.prepare_threshold = _NEVER_BY_COUNT
     with connection.wrap_database_errors:
-        return connection._prepare_cursor(_cursor_class()(connection.connection))
+        cursor = _cursor_class()(raw)
+    connection.validate_thread_sharing()
+    return _LoggedCursor(cursor, connection) if connection.queries_logged else CursorWrapper(cursor, connection)
+
+
+class _LoggedCursor(CursorDebugWrapper):
+    """Django's logging cursor; the statement is logged with its values in place (``compose_sql``), as the
+    client-side cursors' are — psycopg keeps no text of a prepared statement's execution."""
+
+    @contextmanager
+    def debug_sql(
+        self, sql: Any = None, params: Any = None, use_last_executed_query: bool = False, many: bool = False
+    ) -> Iterator[None]:
+        if use_last_executed_query and not many:
+            from psycopg import errors
+
+            with suppress(errors.DataError):  # a value psycopg cannot quote: logged as written
+                sql = self.db.ops.compose_sql(sql, params)
+        with super().debug_sql(sql, params, use_last_executed_query=False, many=many):
+            yield
 
 
 def _cursor_class() -> Any:
