@@ -1,8 +1,8 @@
 """S-24: 50 simultaneous 100.00 checkouts against a wallet holding 1,000.00, with real threads.
 
-Each checkout locks the store's bill sequence, then the store's sales accounts, then the member's wallet
-rows (``wallet_split``), so the balance check and the posting see the same balance. On PostgreSQL
-that is row locks; on SQLite each transaction is IMMEDIATE (it takes the write lock at BEGIN) and the
+Each checkout locks the member's wallet rows first (``wallet_split``), so the balance check and the posting see
+the same balance, and the store's and organisation's balance rows and the store's bill sequence last (ADR
+0008). On PostgreSQL that is row locks; on SQLite each transaction is IMMEDIATE (it takes the write lock at BEGIN) and the
 others wait in the busy timeout — the same rule holds with the same 50 threads.
 """
 
@@ -14,6 +14,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 
 from meiye.catalog.services import item_save
 from meiye.core.errors import ApplicationError
@@ -23,7 +24,7 @@ from meiye.ledger.verification import verify_ledger
 from meiye.loyalty.services import verify_points_lots
 from meiye.sales.models import Bill, BillStatus
 from meiye.sales.services import LineInput, TenderInput, bill_checkout, bill_refund
-from meiye.wallet.services import wallet_accounts
+from meiye.wallet.services import wallet_accounts, wallet_recharge
 from tests.sales.support import balances
 
 THREADS = 50
@@ -153,3 +154,106 @@ def test_the_same_refund_sent_five_times_at_once_refunds_once(cashier, manager_a
     assert len(set(outcomes)) == 1 and isinstance(outcomes[0], int)
     assert balances(member) == {"principal": 100_000, "bonus": 0, "points": 0, "growth": 0}
     assert verify_ledger() == []
+
+
+def test_a_one_shot_checkout_takes_the_shared_rows_and_the_number_last(cashier, member, care, recharge):
+    """ADR 0008: the store's and organisation's balance rows and the store's number sequence — which every
+    checkout of the store needs — are locked by the last statements, after the bill's own rows."""
+    recharge(member, "1000.00")
+
+    with CaptureQueriesContext(connection) as ctx:
+        bill = bill_checkout(
+            actor=cashier,
+            member=member,
+            lines=[LineInput(item_id=care.pk)],
+            tenders=[TenderInput(kind="stored_value", amount=Money.parse("600.00"))],
+            idempotency_key="last",
+        )
+
+    sql = [q["sql"] for q in ctx.captured_queries]
+
+    def where(prefix: str) -> list[int]:
+        return [n for n, text in enumerate(sql) if text.startswith(prefix)]
+
+    (tenders,) = where('INSERT INTO "sales_tender"')
+    (lines,) = where('INSERT INTO "sales_billline"')
+    (balances_written,) = where('UPDATE "ledger_balance"')  # every balance of the bill, in one statement
+    numbered = where('UPDATE "sales_billsequence"')[0]  # (the store's first bill also creates the sequence row)
+    assert max(lines, tenders) < balances_written < numbered
+    assert bill.number == Bill.objects.get(pk=bill.pk).number != ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checkouts_and_recharges_of_one_member_at_once_never_deadlock(
+    cashier, make_member, store1, member, brows_free_recharge
+):
+    """Checkouts lock the member's rows first and the store's last; a recharge locks both in one statement in
+    the same order (private rows first). Mixed at once on one member and one store: no deadlock."""
+    other = make_member(store1, name="周小姐")
+    start = threading.Barrier(THREADS_MIXED)
+    outcomes: list[str] = []
+
+    def work(n: int) -> None:
+        try:
+            start.wait()
+            if n % 3 == 1:
+                brows_free_recharge(member, n)
+            else:
+                bill_checkout(
+                    actor=cashier,
+                    member=member if n % 3 == 0 else other,
+                    lines=[LineInput(item_id=brows_free_recharge.item.pk)],
+                    tenders=[
+                        TenderInput(kind="stored_value", amount=Money.parse("100.00"))
+                        if n % 3 == 0
+                        else TenderInput(kind="wechat", amount=Money.parse("100.00"))
+                    ],
+                    idempotency_key=f"mixed-{n}",
+                )
+            outcomes.append("done")
+        except Exception as error:  # a deadlock or any other failure shows up in the assertion
+            outcomes.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(THREADS_MIXED)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert Counter(outcomes) == {"done": THREADS_MIXED}
+    numbers = sorted(Bill.objects.filter(status=BillStatus.COMPLETED).values_list("number", flat=True))
+    assert numbers == [f"S1-{n:06d}" for n in range(1, 17)]
+    assert verify_ledger() == []
+    assert verify_points_lots() == []
+
+
+THREADS_MIXED = 24
+
+
+@pytest.fixture
+def brows_free_recharge(hq, categories, manager_at_till, member, recharge):
+    """A 100.00 service, the member's wallet at 1,000.00, and a recharge of 100.00 by WeChat per call."""
+    item = item_save(
+        actor=hq,
+        code="brows",
+        name="修眉",
+        category=categories["basic_care"],
+        price=Money.parse("100.00"),
+        duration_minutes=15,
+    )
+    recharge(member, "1000.00")
+
+    def run(who, n: int) -> None:
+        wallet_recharge(
+            actor=manager_at_till,
+            member=who,
+            amount=Money.parse("100.00"),
+            bonus=Money(0),
+            tender="wechat",
+            idempotency_key=f"mixed-recharge-{n}",
+        )
+
+    run.item = item  # type: ignore[attr-defined]
+    return run
