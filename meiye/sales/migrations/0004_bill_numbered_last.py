@@ -5,26 +5,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0002_append_only_and_balanced_journals'),
-        ('members', '0002_initial'),
-        ('org', '0001_initial'),
-        ('sales', '0003_tender_sessions_and_gift_cards'),
+        ("ledger", "0002_append_only_and_balanced_journals"),
+        ("members", "0002_initial"),
+        ("org", "0001_initial"),
+        ("sales", "0003_tender_sessions_and_gift_cards"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='bill',
-            name='sales_bill_unique_store_number',
+            model_name="bill",
+            name="sales_bill_unique_store_number",
         ),
         migrations.AddConstraint(
-            model_name='bill',
-            constraint=models.UniqueConstraint(condition=models.Q(('number', ''), _negated=True), fields=('store', 'number'), name='sales_bill_unique_store_number'),
+            model_name="bill",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("number", ""), _negated=True),
+                fields=("store", "number"),
+                name="sales_bill_unique_store_number",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bill',
-            constraint=models.CheckConstraint(condition=models.Q(('status', 'open'), models.Q(('number', ''), _negated=True), _connector='OR'), name='sales_bill_numbered_unless_open'),
+            model_name="bill",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status", "open"), models.Q(("number", ""), _negated=True), _connector="OR"),
+                name="sales_bill_numbered_unless_open",
+            ),
         ),
     ]
