@@ -1038,15 +1038,9 @@ def _name_deferred(locked: LockedAccounts, shared: Mapping[tuple[str, int, str, 
     statement without a lock (accounts never change), created on first use."""
     organisation_id = locked.organisation_id
     wanted = sorted(shared)
-    qn = connection.ops.quote_name
-    one = "({})".format(" AND ".join(f"{qn(c)} = %s" for c in _IDENTITY_COLUMNS))
-    sql = (
-        f"SELECT {', '.join(qn(c) for c in _ACCOUNT_FIELDS)} FROM {qn(Account._meta.db_table)} "  # noqa: S608
-        f"WHERE {qn('organisation_id')} = %s AND ({' OR '.join([one] * len(wanted))})"
-    )
-    params: list[Any] = [organisation_id, *(value for identity in wanted for value in identity)]
+    params: list[Any] = [*(value for identity in wanted for value in identity), organisation_id]
     with hot_cursor(connection, len(params)) as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_accounts_sql(len(wanted)), params)
         rows = cursor.fetchall()
     alias = connection.alias
     found = {}
@@ -1067,6 +1061,36 @@ def _name_deferred(locked: LockedAccounts, shared: Mapping[tuple[str, int, str, 
             raise _flag_mismatch(account)
         locked.accounts[identity] = account
         locked.deferred[account.pk] = account
+
+
+_ACCOUNTS_SQL: dict[tuple[str, int], str] = {}
+
+
+def _accounts_sql(count: int) -> str:
+    """Read ``count`` accounts by identity without a lock; parameters as ``_lock_sql``'s (the identities, then
+    the organisation), and the same plan choice: an ``OR`` on PostgreSQL, a ``VALUES`` list on SQLite."""
+    key = (connection.vendor, count)
+    sql = _ACCOUNTS_SQL.get(key)
+    if sql is None:
+        qn = connection.ops.quote_name
+        table = qn(Account._meta.db_table)
+        columns = ", ".join(f"a.{qn(c)}" for c in _ACCOUNT_FIELDS)
+        identity = [qn(c) for c in _IDENTITY_COLUMNS]
+        if connection.vendor == "sqlite":
+            names = [f"w{i}" for i in range(len(identity))]
+            row = "(" + ", ".join(["%s"] * len(identity)) + ")"
+            match = " AND ".join(
+                [f"a.{qn('organisation_id')} = %s"] + [f"a.{c} = w.{n}" for c, n in zip(identity, names, strict=True)]
+            )
+            sql = (
+                f"WITH w({', '.join(names)}) AS (VALUES {', '.join([row] * count)}) "  # noqa: S608
+                f"SELECT {columns} FROM w CROSS JOIN {table} a ON {match}"
+            )
+        else:
+            one = "(" + " AND ".join(f"a.{c} = %s" for c in identity) + ")"
+            sql = f"SELECT {columns} FROM {table} a WHERE ({' OR '.join([one] * count)}) AND a.{qn('organisation_id')} = %s"  # noqa: S608
+        _ACCOUNTS_SQL[key] = sql
+    return sql
 
 
 def accounts_settle(locked: LockedAccounts) -> None:

@@ -681,6 +681,7 @@ def _complete(
     keys.extend(gift_card_account_key(p.gift_card) for p in gift_plans if p.gift_card is not None)
     defer = (
         defer_shared
+        and connection.features.has_select_for_update  # SQLite locks the whole database at BEGIN: nothing to gain
         and not gift_plans
         and all(p.package is None for p in plans)
         and not package_lines(lines)

@@ -179,7 +179,9 @@ def test_a_one_shot_checkout_takes_the_shared_rows_and_the_number_last(cashier, 
     (lines,) = where('INSERT INTO "sales_billline"')
     (balances_written,) = where('UPDATE "ledger_balance"')  # every balance of the bill, in one statement
     numbered = where('UPDATE "sales_billsequence"')[0]  # (the store's first bill also creates the sequence row)
-    assert max(lines, tenders) < balances_written < numbered
+    assert max(lines, tenders) < numbered
+    if connection.vendor == "postgresql":  # SQLite's IMMEDIATE transaction locks everything at BEGIN anyway
+        assert max(lines, tenders) < balances_written < numbered
     assert bill.number == Bill.objects.get(pk=bill.pk).number != ""
 
 
