@@ -38,7 +38,7 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 
 from meiye.core.db.cursors import hot_cursor
-from meiye.core.db.fastwrite import insert_rows
+from meiye.core.db.fastwrite import insert_rows, insert_values
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
 from meiye.core.idempotency import canonical_hash, validate_key
 from meiye.ledger.models import ASSET_MAX_LENGTH, CODE_MAX_LENGTH, Account, Balance, Entry, Journal
@@ -361,17 +361,14 @@ def journals_post(
         for item in prepared
     ]
     journals = insert_rows(journals)  # one INSERT … RETURNING (PostgreSQL; SQLite 3.35+)
-    insert_rows(
+    insert_values(
+        Entry,
+        _ENTRY_COLUMNS,
         [
-            Entry(
-                journal=journal,
-                account_id=leg.account.pk,
-                amount=leg.amount,
-                asset=_locked_account(locked, leg.account.pk).asset,
-            )
+            (journal.pk, leg.account.pk, leg.amount, _locked_account(locked, leg.account.pk).asset)
             for journal, item in zip(journals, prepared, strict=True)
             for leg in item.legs
-        ]
+        ],
     )
     changes = {pk: running[pk] - locked.balances[pk].amount for pk in bumps}
     if locked.defer_writes:
@@ -1134,6 +1131,7 @@ def _identity(account: Account) -> tuple[str, int, str, str]:
 
 # The columns the lock reads (timestamps are left deferred: nothing on the posting path reads them, and
 # SQLite would hand them back as text without the ORM's converters). Booleans go through bool() below.
+_ENTRY_COLUMNS = ("journal_id", "account_id", "amount", "asset")
 _ACCOUNT_FIELDS = ["id", "organisation_id", "owner_type", "owner_id", "asset", "kind", "may_go_negative"]
 _BALANCE_FIELDS = ["account_id", "amount", "may_go_negative", "version"]
 

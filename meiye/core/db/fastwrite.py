@@ -11,6 +11,7 @@ them (``bulk_create`` skips both as well).
   PostgreSQL and SQLite 3.35+), in as many statements as the database's parameter limit needs (as
   ``bulk_create`` splits them); a value that is an expression falls back to ``bulk_create``.
 - ``update_row(obj, fields)``: ``save(update_fields=fields)`` for a row known to exist.
+- ``insert_values(model, columns, rows)``: rows of plain values, no instances (a journal's entries).
 """
 
 from __future__ import annotations
@@ -81,7 +82,40 @@ def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
     return list(objs)
 
 
-def _batch_size(connection: Any, fields: Sequence[Field[Any, Any]], objs: Sequence[Model]) -> int:
+def insert_values(
+    model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], *, using: str = DEFAULT_DB_ALIAS
+) -> None:
+    """INSERT ``rows`` of ``model``, each the values of ``columns`` as the database takes them (ints, strings:
+    no model instance, no field's conversion — for rows of plain values written many per checkout, like a
+    journal's entries). Split into statements as ``insert_rows`` splits them; nothing is returned."""
+    if not rows:
+        return
+    connection = connections[using]
+    cache = _cache(connection)
+    key = (model, "values", tuple(columns))
+    fields = cache.get(key)
+    if fields is None:
+        fields = cache[key] = [model._meta.get_field(name) for name in columns]
+    size = _batch_size(connection, fields, rows)
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        params = [value for row in chunk for value in row]
+        with hot_cursor(connection, len(params)) as cursor:
+            cursor.execute(_values_sql(connection, cache, model, fields, len(chunk)), params)
+
+
+def _values_sql(connection: Any, cache: dict[Any, Any], model: type[Model], fields: Sequence[Any], n: int) -> str:
+    key = (model, "values", tuple(f.column for f in fields), n)
+    sql: str | None = cache.get(key)
+    if sql is None:
+        qn = connection.ops.quote_name
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        columns = ", ".join(qn(str(f.column)) for f in fields)
+        sql = cache[key] = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * n)}"  # noqa: S608 - names from the model
+    return sql
+
+
+def _batch_size(connection: Any, fields: Sequence[Field[Any, Any]], objs: Sequence[Any]) -> int:
     """Rows per statement, as ``bulk_create`` splits them: SQLite's variable limit (``bulk_batch_size``); on
     PostgreSQL, the protocol's 65,535 parameters when they are bound on the server (``MEIYE_PG_PREPARED``)."""
     size = connection.ops.bulk_batch_size(fields, objs)
