@@ -211,3 +211,21 @@ def test_an_unknown_prepared_statements_setting_stops_the_process_naming_it():
     assert done.returncode != 0
     assert "MEIYE_PG_PREPARED: must be hot, 1 or 0, got 'yes'" in done.stderr
     assert "只能是 hot、1 或 0" in done.stderr
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite cursor")
+def test_the_sqlite_cursor_converts_placeholders_as_django_does_and_keeps_them():
+    from django.db.backends.sqlite3.base import SQLiteCursorWrapper as DjangoCursor
+
+    from meiye.core.db.sqlite3 import base as sqlite_base
+
+    connection.ensure_connection()
+    ours = connection.connection.cursor(factory=sqlite_base.SQLiteCursorWrapper)
+    django = connection.connection.cursor(factory=DjangoCursor)
+    for sql in ("SELECT %s, '%%s' WHERE a = %s", "SELECT 1", "UPDATE t SET x = %s WHERE y LIKE '50%%'"):
+        assert ours.convert_query(sql) == django.convert_query(sql)
+        assert sql in sqlite_base._QMARK_CACHE
+    assert ours.convert_query("SELECT %(a)s", param_names=["a"]) == "SELECT :a"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s || '%%'", ["50"])
+        assert cursor.fetchone()[0] == "50%"
