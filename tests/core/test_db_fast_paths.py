@@ -214,6 +214,7 @@ def test_an_unknown_prepared_statements_setting_stops_the_process_naming_it():
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite cursor")
+@pytest.mark.django_db
 def test_the_sqlite_cursor_converts_placeholders_as_django_does_and_keeps_them():
     from django.db.backends.sqlite3.base import SQLiteCursorWrapper as DjangoCursor
 
