@@ -1,17 +1,9 @@
 """Writing the ledger. These functions are the only code that creates accounts and journals or changes
 balances; other apps call them from inside their own service's transaction.
 
-A post runs in one ``transaction.atomic()``: it locks the affected balance rows in the ledger's order
+A post runs in one ``transaction.atomic()``: it locks the affected balance rows in primary-key order
 (``select_for_update``; on SQLite the IMMEDIATE transaction already holds the write lock), checks the
 request, writes the journal and its entries and updates the balances. A refused post writes nothing.
-
-The ledger's lock order (ADR 0008): the rows of *private* accounts (a member's, a gift card's) first, then
-the rows of *shared* accounts (a store's or the organisation's: every checkout of the store or chain posts
-to them), each group in primary-key order. Every statement that locks balance rows sorts them so, and an
-operation may lock its shared rows in a later statement than its private ones (``accounts_lock`` with
-``defer_shared``, then ``accounts_settle``) — never the other way round — so no two operations can wait
-for each other. Deferring the shared rows to the end of a checkout keeps the rows every checkout of a
-chain needs locked for the last few statements only.
 
 How the rules are enforced, in Python and in the database (migration 0002):
 
@@ -33,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Value, When
 from django.db.models.base import ModelState
 from django.utils import timezone
 
@@ -191,14 +182,6 @@ class LockedAccounts:
     organisation_id: int
     accounts: dict[tuple[str, int, str, str], Account] = field(default_factory=dict)
     balances: dict[int, Balance] = field(default_factory=dict)  # by account id
-    # Shared accounts (``defer_shared``) whose rows are not locked yet, by id, and what ``journals_post`` has
-    # posted to them since: ``accounts_settle`` locks the rows and applies it.
-    deferred: dict[int, Account] = field(default_factory=dict)
-    pending: dict[int, int] = field(default_factory=dict)
-    pending_bumps: dict[int, int] = field(default_factory=dict)
-    # With deferred accounts, every balance change is written by ``accounts_settle`` (one UPDATE, not one
-    # per ``journals_post``); the balances read here stay current in memory meanwhile.
-    defer_writes: bool = False
 
     def get(self, key: AccountKey) -> Account:
         try:
@@ -208,8 +191,6 @@ class LockedAccounts:
 
     def balance(self, account: Account) -> int:
         """The account's balance now (its locked row, plus what ``journals_post`` has posted since)."""
-        if account.pk in self.deferred:
-            raise ValueError(f"account {_identity(account)} is deferred: its balance is not read")
         return self.balances[account.pk].amount
 
 
@@ -226,18 +207,13 @@ class Posting(NamedTuple):
     memo: str = ""
 
 
-def accounts_lock(*, organisation_id: int, keys: Iterable[AccountKey], defer_shared: bool = False) -> LockedAccounts:
-    """Lock the balance rows of all the accounts an operation will post to, in ONE statement, in the ledger's
-    lock order (see the module doc, so two operations cannot deadlock); accounts that do not exist yet are
+def accounts_lock(*, organisation_id: int, keys: Iterable[AccountKey]) -> LockedAccounts:
+    """Lock the balance rows of all the accounts an operation will post to, in ONE statement, in primary-key
+    order (the ledger's lock order, so two operations cannot deadlock); accounts that do not exist yet are
     created first (``account_get_or_create``, which also refuses a different ``may_go_negative``).
 
     Call it inside the operation's transaction, once, before reading any of these balances: the locks and
     the balances returned stay valid until that transaction ends. One query once the accounts exist.
-
-    ``defer_shared``: the shared accounts that may go negative (a store's, the organisation's) are only
-    named, not locked: ``journals_post`` records what it posts to them and ``accounts_settle`` — which the
-    operation must call before its transaction ends, after its last ``accounts_lock`` — locks their rows
-    and applies it. Their balances cannot be read (nothing is checked against them: they may go negative).
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("accounts_lock must run inside the operation's transaction")
@@ -248,12 +224,7 @@ def accounts_lock(*, organisation_id: int, keys: Iterable[AccountKey], defer_sha
         _require_text("kind", key.kind, 32)
         if wanted.setdefault(key.identity, key).may_go_negative != key.may_go_negative:
             raise ValueError(f"account {key.identity} asked for with both may_go_negative values")
-    locked = LockedAccounts(organisation_id=organisation_id, defer_writes=defer_shared)
-    if defer_shared:
-        shared = {identity: key for identity, key in wanted.items() if _deferrable(key)}
-        if shared:
-            wanted = {identity: key for identity, key in wanted.items() if identity not in shared}
-            _name_deferred(locked, shared)
+    locked = LockedAccounts(organisation_id=organisation_id)
     if not wanted:
         return locked
     balances = _lock_by_known_ids(organisation_id, wanted)
@@ -280,11 +251,13 @@ def accounts_lock(*, organisation_id: int, keys: Iterable[AccountKey], defer_sha
             raise _flag_mismatch(account)
         locked.accounts[_identity(account)] = account
         locked.balances[account.pk] = balance
-    if len(locked.balances) != len(wanted) or not all((organisation_id, identity) in _KNOWN_IDS for identity in wanted):
+    if len(locked.accounts) != len(wanted) or not all(
+        (organisation_id, identity) in _KNOWN_IDS for identity in locked.accounts
+    ):
         # Remembered once this transaction commits: an account created in it (here, or earlier in it by
         # account_get_or_create) must not be remembered if it rolls back — its id could then name another
         # account, and a lock by that id would take a row out of the ledger's order.
-        found = {(organisation_id, identity): locked.accounts[identity].pk for identity in wanted}
+        found = {(organisation_id, identity): account.pk for identity, account in locked.accounts.items()}
         transaction.on_commit(lambda: _remember(found))
     return locked
 
@@ -335,10 +308,6 @@ def journals_post(
         for account_id, change in item.deltas.items():
             if not change:
                 continue
-            if account_id in locked.deferred:  # may go negative: nothing to check; accounts_settle applies it
-                locked.pending[account_id] = locked.pending.get(account_id, 0) + change
-                locked.pending_bumps[account_id] = locked.pending_bumps.get(account_id, 0) + 1
-                continue
             balance = locked.balances[account_id]
             after = running[account_id] + change
             if after < 0 and not balance.may_go_negative:
@@ -365,18 +334,13 @@ def journals_post(
         Entry,
         _ENTRY_COLUMNS,
         [
-            (journal.pk, leg.account.pk, leg.amount, _locked_account(locked, leg.account.pk).asset)
+            (journal.pk, leg.account.pk, leg.amount, locked.balances[leg.account.pk].account.asset)
             for journal, item in zip(journals, prepared, strict=True)
             for leg in item.legs
         ],
     )
     changes = {pk: running[pk] - locked.balances[pk].amount for pk in bumps}
-    if locked.defer_writes:
-        for pk, change in changes.items():
-            locked.pending[pk] = locked.pending.get(pk, 0) + change
-            locked.pending_bumps[pk] = locked.pending_bumps.get(pk, 0) + bumps[pk]
-    else:
-        _update_balances(changes, bumps)
+    _update_balances(changes, bumps)
     for pk, bump in bumps.items():
         locked.balances[pk].amount = running[pk]
         locked.balances[pk].version += bump
@@ -437,7 +401,7 @@ def accounts_lock_owners(
     sql = (
         f"SELECT {', '.join(columns)} FROM {balance_table} b JOIN {account_table} a ON a.id = b.account_id "  # noqa: S608
         f"WHERE a.organisation_id = %s AND ((a.owner_type = %s AND a.asset = %s AND a.kind = %s AND {owners}) "
-        f"OR {extras}) ORDER BY {_shared_first_last('a')}, b.account_id"
+        f"OR {extras}) ORDER BY b.account_id"
     )
     if connection.features.has_select_for_update:
         sql += " FOR UPDATE OF b" if connection.features.has_select_for_update_of else " FOR UPDATE"
@@ -806,7 +770,7 @@ def _write(
         Balance.objects.select_for_update(of=("self",))
         .select_related("account")
         .filter(account_id__in=deltas)
-        .order_by(lock_order(), "account_id")
+        .order_by("account_id")
     )
     by_account = {balance.account_id: balance for balance in balances}
     if len(by_account) != len(deltas):
@@ -927,21 +891,20 @@ def _prepare(organisation_id: int, posting: Posting, locked: LockedAccounts) -> 
     totals: dict[str, int] = {}
     for leg in legs:
         balance = locked.balances.get(leg.account.pk)
-        account = balance.account if balance is not None else locked.deferred.get(leg.account.pk)
-        if account is None:
+        if balance is None:
             raise ValidationFailed(
                 "ledger.unknown_account",
                 zh=f"账户 #{leg.account.pk} 未锁定或不存在。",
                 en=f"Account #{leg.account.pk} is unknown or was not locked for this operation.",
             )
-        if account.organisation_id != organisation_id:
+        if balance.account.organisation_id != organisation_id:
             raise ValidationFailed(
                 "ledger.foreign_account",
-                zh=f"账户 #{account.pk} 不属于本机构。",
-                en=f"Account #{account.pk} belongs to another organisation.",
+                zh=f"账户 #{balance.account_id} 不属于本机构。",
+                en=f"Account #{balance.account_id} belongs to another organisation.",
             )
         deltas[leg.account.pk] = deltas.get(leg.account.pk, 0) + leg.amount
-        totals[account.asset] = totals.get(account.asset, 0) + leg.amount
+        totals[balance.account.asset] = totals.get(balance.account.asset, 0) + leg.amount
     unbalanced = {asset: total for asset, total in sorted(totals.items()) if total != 0}
     if unbalanced:
         raise ValidationFailed(
@@ -1003,126 +966,6 @@ def _update_balances(changes: Mapping[int, int], bumps: Mapping[int, int]) -> No
     params += ids
     with hot_cursor(connection, len(params)) as cursor:
         cursor.execute(sql, params)
-
-
-SHARED_OWNER_TYPES = ("store", "organisation")
-
-
-def _shared_first_last(account_alias: str) -> str:
-    """The ledger's lock order as SQL ``ORDER BY`` terms: private accounts' rows, then shared ones', each in
-    primary-key order (PostgreSQL locks the rows of ``SELECT … ORDER BY … FOR UPDATE`` in that order)."""
-    shared = ", ".join(f"'{owner_type}'" for owner_type in SHARED_OWNER_TYPES)
-    return f"CASE WHEN {account_alias}.owner_type IN ({shared}) THEN 1 ELSE 0 END"
-
-
-def lock_order() -> Case:
-    """``_shared_first_last`` for a ``Balance`` queryset: ``order_by(lock_order(), "account_id")`` (with
-    ``select_for_update(of=("self",))``, so that the joined account rows are not locked)."""
-    return Case(When(account__owner_type__in=SHARED_OWNER_TYPES, then=Value(1)), default=Value(0))
-
-
-def _deferrable(key: AccountKey) -> bool:
-    return key.owner_type in SHARED_OWNER_TYPES and key.may_go_negative
-
-
-def _locked_account(locked: LockedAccounts, account_id: int) -> Account:
-    balance = locked.balances.get(account_id)
-    return balance.account if balance is not None else locked.deferred[account_id]
-
-
-def _name_deferred(locked: LockedAccounts, shared: Mapping[tuple[str, int, str, str], AccountKey]) -> None:
-    """Put the ``shared`` accounts in ``locked.deferred`` without locking their rows: read by identity in one
-    statement without a lock (accounts never change), created on first use."""
-    organisation_id = locked.organisation_id
-    wanted = sorted(shared)
-    params: list[Any] = [*(value for identity in wanted for value in identity), organisation_id]
-    with hot_cursor(connection, len(params)) as cursor:
-        cursor.execute(_accounts_sql(len(wanted)), params)
-        rows = cursor.fetchall()
-    alias = connection.alias
-    found = {}
-    for row in rows:
-        account = _instance(Account, _ACCOUNT_FIELDS, (*row[:6], bool(row[6])), alias)
-        found[_identity(account)] = account
-    for identity in wanted:
-        key = shared[identity]
-        account = found.get(identity) or account_get_or_create(
-            organisation_id=organisation_id,
-            owner_type=key.owner_type,
-            owner_id=key.owner_id,
-            asset=key.asset,
-            kind=key.kind,
-            may_go_negative=key.may_go_negative,
-        )
-        if account.may_go_negative != key.may_go_negative:
-            raise _flag_mismatch(account)
-        locked.accounts[identity] = account
-        locked.deferred[account.pk] = account
-
-
-_ACCOUNTS_SQL: dict[tuple[str, int], str] = {}
-
-
-def _accounts_sql(count: int) -> str:
-    """Read ``count`` accounts by identity without a lock; parameters as ``_lock_sql``'s (the identities, then
-    the organisation), and the same plan choice: an ``OR`` on PostgreSQL, a ``VALUES`` list on SQLite."""
-    key = (connection.vendor, count)
-    sql = _ACCOUNTS_SQL.get(key)
-    if sql is None:
-        qn = connection.ops.quote_name
-        table = qn(Account._meta.db_table)
-        columns = ", ".join(f"a.{qn(c)}" for c in _ACCOUNT_FIELDS)
-        identity = [qn(c) for c in _IDENTITY_COLUMNS]
-        if connection.vendor == "sqlite":
-            names = [f"w{i}" for i in range(len(identity))]
-            row = "(" + ", ".join(["%s"] * len(identity)) + ")"
-            match = " AND ".join(
-                [f"a.{qn('organisation_id')} = %s"] + [f"a.{c} = w.{n}" for c, n in zip(identity, names, strict=True)]
-            )
-            sql = (
-                f"WITH w({', '.join(names)}) AS (VALUES {', '.join([row] * count)}) "  # noqa: S608
-                f"SELECT {columns} FROM w CROSS JOIN {table} a ON {match}"
-            )
-        else:
-            one = "(" + " AND ".join(f"a.{c} = %s" for c in identity) + ")"
-            sql = f"SELECT {columns} FROM {table} a WHERE ({' OR '.join([one] * count)}) AND a.{qn('organisation_id')} = %s"  # noqa: S608
-        _ACCOUNTS_SQL[key] = sql
-    return sql
-
-
-def accounts_settle(locked: LockedAccounts) -> None:
-    """Lock the deferred shared accounts' balance rows (in the ledger's order, after every private row the
-    operation holds) and write every balance change ``journals_post`` made over ``locked`` (``defer_writes``),
-    in ONE statement. Call it once the operation has locked everything else, before its transaction ends.
-    Nothing to do: no query."""
-    if not locked.pending_bumps:
-        return
-    ids = sorted(locked.pending_bumps)
-    table = connection.ops.quote_name(Balance._meta.db_table)
-    whens = " ".join(["WHEN %s THEN CAST(%s AS BIGINT)"] * len(ids))
-    listed = ", ".join(["%s"] * len(ids))
-    if connection.features.has_select_for_update:
-        # The rows locked in primary-key order by the subquery, then updated.
-        target = (
-            f"FROM (SELECT account_id AS locked_id FROM {table} WHERE account_id IN ({listed}) "  # noqa: S608
-            f"ORDER BY account_id FOR UPDATE) s WHERE account_id = s.locked_id"
-        )
-    else:  # SQLite: the IMMEDIATE transaction holds the database's write lock
-        target = f"WHERE account_id IN ({listed})"
-    sql = (
-        f"UPDATE {table} SET amount = amount + CASE account_id {whens} ELSE 0 END, "  # noqa: S608
-        f"version = version + CASE account_id {whens} ELSE 0 END, updated_at = %s {target}"
-    )
-    params: list[Any] = [value for pk in ids for value in (pk, locked.pending.get(pk, 0))]
-    params += [value for pk in ids for value in (pk, locked.pending_bumps[pk])]
-    params.append(connection.ops.adapt_datetimefield_value(timezone.now()))
-    params += ids
-    with hot_cursor(connection, len(params)) as cursor:
-        cursor.execute(sql, params)
-        if cursor.rowcount != len(ids):
-            raise RuntimeError(f"accounts_settle: {len(ids)} balance rows expected, {cursor.rowcount} updated")
-    locked.pending.clear()
-    locked.pending_bumps.clear()
 
 
 def _identity(account: Account) -> tuple[str, int, str, str]:
@@ -1212,15 +1055,13 @@ def _lock_sql(count: int, *, by_id: bool) -> str:
         sql = (
             f"WITH w({', '.join(names)}) AS (VALUES {', '.join([row] * count)}) "  # noqa: S608
             f"SELECT {columns} FROM w CROSS JOIN {account_table} a ON {match} "
-            f"JOIN {balance_table} b ON b.{qn('account_id')} = a.{qn('id')} "
-            f"ORDER BY {_shared_first_last('a')}, b.{qn('account_id')}"
+            f"JOIN {balance_table} b ON b.{qn('account_id')} = a.{qn('id')} ORDER BY b.{qn('account_id')}"
         )
     else:
         one = "(" + " AND ".join(f"a.{c} = %s" for c in wanted) + ")"
         sql = (
             f"SELECT {columns} FROM {balance_table} b JOIN {account_table} a ON a.{qn('id')} = b.{qn('account_id')} "  # noqa: S608
-            f"WHERE ({' OR '.join([one] * count)}) AND {organisation} "
-            f"ORDER BY {_shared_first_last('a')}, b.{qn('account_id')}"
+            f"WHERE ({' OR '.join([one] * count)}) AND {organisation} ORDER BY b.{qn('account_id')}"
         )
     if connection.features.has_select_for_update:
         sql += " FOR UPDATE OF b" if connection.features.has_select_for_update_of else " FOR UPDATE"

@@ -59,7 +59,6 @@ from meiye.ledger.services import (
     journal_post,
     journal_reverse,
     journals_post_bulk,
-    lock_order,
     rows_source,
     sql_in_list,
 )
@@ -1278,13 +1277,11 @@ def _is_member_points(account: Account) -> bool:
 
 
 def _lock_balances(accounts: Iterable[Account]) -> dict[int, Balance]:
-    """Lock the accounts' balance rows in the ledger's order (``ledger.services.lock_order``: no deadlock)."""
+    """Lock the accounts' balance rows in primary-key order (the ledger's order, so no deadlock)."""
     ids = sorted({account.pk for account in accounts})
     return {
         balance.account_id: balance
-        for balance in Balance.objects.select_for_update(of=("self",))
-        .filter(account_id__in=ids)
-        .order_by(lock_order(), "account_id")
+        for balance in Balance.objects.select_for_update().filter(account_id__in=ids).order_by("account_id")
     }
 
 

@@ -131,14 +131,7 @@ class Bill(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            # A one-shot checkout inserts its bill unnumbered ("") and numbers it last, in the same transaction
-            # (sales.services._complete): only numbered bills must be unique, and only an open one may lack it.
-            models.UniqueConstraint(
-                fields=["store", "number"], condition=~models.Q(number=""), name="sales_bill_unique_store_number"
-            ),
-            models.CheckConstraint(
-                condition=models.Q(status="open") | ~models.Q(number=""), name="sales_bill_numbered_unless_open"
-            ),
+            models.UniqueConstraint(fields=["store", "number"], name="sales_bill_unique_store_number"),
             models.UniqueConstraint(
                 fields=["organisation", "idempotency_key"],
                 condition=models.Q(idempotency_key__isnull=False),

@@ -58,16 +58,7 @@ from meiye.giftcards.models import GiftCard
 from meiye.giftcards.selectors import gift_card_account_key
 from meiye.giftcards.services import gift_card_after_refund, gift_card_after_use
 from meiye.ledger.models import Account, Journal
-from meiye.ledger.services import (
-    AccountKey,
-    Leg,
-    Posting,
-    accounts_lock,
-    accounts_settle,
-    journal_post,
-    journal_reverse,
-    journals_post,
-)
+from meiye.ledger.services import AccountKey, Leg, Posting, accounts_lock, journal_post, journal_reverse, journals_post
 from meiye.loyalty.models import PointsLot
 from meiye.loyalty.rules import rewards_after_bill, rewards_reverse_for_bill
 from meiye.loyalty.selectors import (
@@ -580,12 +571,9 @@ def bill_checkout(
                 version_known=True,
                 promotions_version=config.promotions_version,
             )
-            bill = _insert_bill(
-                actor, store, checked_member, key=key, request_hash=request_hash, lines=built, numbered=False
-            )
-            # The lines are written by _complete, once their earnings are known (one INSERT); the bill is
-            # numbered there, last, with the store's and organisation's balance rows (ADR 0008).
-            _complete(actor, bill, built, tenders, key, config, defer_shared=True)
+            bill = _insert_bill(actor, store, checked_member, key=key, request_hash=request_hash, lines=built)
+            # The lines are written by _complete, once their earnings are known (one INSERT).
+            _complete(actor, bill, built, tenders, key, config)
     except IntegrityError:
         replay = _bill_replay(actor, key, request_hash)
         if replay is None:
@@ -627,16 +615,9 @@ def _complete(
     tenders: Sequence[TenderInput],
     key: str,
     config: _CheckoutConfig,
-    *,
-    defer_shared: bool = False,
 ) -> None:
     """Post a locked open bill whose totals are current. Runs inside the caller's transaction, which has
     just claimed ``key`` on the bill row (so the journals' derived keys are fresh, see ``journals_post``).
-
-    ``defer_shared`` (the one-shot checkout): the store's and organisation's balance rows — which every
-    checkout of the store or chain needs — are locked at the end (``accounts_settle``) with the bill's
-    number, so other checkouts wait on them for the last statements only. Not when the bill also moves
-    packages, gift cards or referral rewards: their services lock accounts of their own on the way.
 
     ``lines`` are the bill's lines, saved (``bill_complete``) or not yet (``bill_checkout``: they are
     inserted here with their earnings, in one statement).
@@ -679,15 +660,7 @@ def _complete(
         if may_earn:
             keys.extend(growth_account_keys(member=member))
     keys.extend(gift_card_account_key(p.gift_card) for p in gift_plans if p.gift_card is not None)
-    defer = (
-        defer_shared
-        and connection.features.has_select_for_update  # SQLite locks the whole database at BEGIN: nothing to gain
-        and not gift_plans
-        and all(p.package is None for p in plans)
-        and not package_lines(lines)
-        and (member is None or member.referrer_id is None)
-    )
-    locked = accounts_lock(organisation_id=bill.organisation_id, keys=keys, defer_shared=defer)
+    locked = accounts_lock(organisation_id=bill.organisation_id, keys=keys)
 
     # 2. The CNY journal: external tenders, stored value (principal and bonus by the store's spend order),
     #    the points offset, revenue.
@@ -838,9 +811,9 @@ def _complete(
         )
 
     # 5. The bill's own rows.
-    bill_lines_were_new = lines[0].pk is None
-    if bill_lines_were_new:
+    if lines[0].pk is None:
         lines = insert_rows(lines)
+        _audit_manual_price(actor, bill, lines)
     else:  # saved while the bill was open: the offers may have re-priced them, and they earned
         BillLine.objects.bulk_update(
             lines,
@@ -915,15 +888,7 @@ def _complete(
         charge = (sv_plan.amount_fen, sv_balance_after) if sv_plan is not None else None
         bill_id = bill.pk
         transaction.on_commit(lambda: bill_notify_member(bill_id, charge))
-    # 7. Last, what other checkouts wait for: the shared balance rows, then the store's number sequence.
-    accounts_settle(locked)
-    fields: tuple[str, ...] = COMPLETION_FIELDS
-    if not bill.number:
-        bill.number = _next_number(store)
-        fields = (*COMPLETION_FIELDS, "number")
-    update_row(bill, fields)
-    if bill_lines_were_new:
-        _audit_manual_price(actor, bill, lines)
+    update_row(bill, COMPLETION_FIELDS)
     audit_record(
         actor=actor,
         action="sales.bill_complete",
@@ -1971,16 +1936,13 @@ def _insert_bill(
     key: str | None,
     request_hash: str,
     lines: Sequence[BillLine] = (),
-    numbered: bool = True,
 ) -> Bill:
-    """Insert the bill (with the totals of ``lines``) and point the lines at it. Numbered now, or with
-    ``numbered=False`` when it completes (``_complete``): the store's number sequence is locked from the
-    moment a number is taken until the transaction ends, so a one-shot checkout takes it last."""
+    """Insert the bill (numbered, with the totals of ``lines``) and point the lines at it."""
     bill = Bill(
         organisation=actor.organisation,
         store=store,
         member=member,
-        number=_next_number(store) if numbered else "",
+        number=_next_number(store),
         created_by=actor.staff,
         member_snapshot=_member_snapshot(member),
         idempotency_key=key,

@@ -1,8 +1,8 @@
 """S-24: 50 simultaneous 100.00 checkouts against a wallet holding 1,000.00, with real threads.
 
-Each checkout locks the member's wallet rows first (``wallet_split``), so the balance check and the posting see
-the same balance, and the store's and organisation's balance rows and the store's bill sequence last (ADR
-0008). On PostgreSQL that is row locks; on SQLite each transaction is IMMEDIATE (it takes the write lock at BEGIN) and the
+Each checkout locks the store's bill sequence, then the store's sales accounts, then the member's wallet
+rows (``wallet_split``), so the balance check and the posting see the same balance. On PostgreSQL
+that is row locks; on SQLite each transaction is IMMEDIATE (it takes the write lock at BEGIN) and the
 others wait in the busy timeout — the same rule holds with the same 50 threads.
 """
 
@@ -14,7 +14,6 @@ from collections import Counter
 import pytest
 from django.db import connection
 from django.db.models import Sum
-from django.test.utils import CaptureQueriesContext
 
 from meiye.catalog.services import item_save
 from meiye.core.errors import ApplicationError
@@ -156,41 +155,12 @@ def test_the_same_refund_sent_five_times_at_once_refunds_once(cashier, manager_a
     assert verify_ledger() == []
 
 
-def test_a_one_shot_checkout_takes_the_shared_rows_and_the_number_last(cashier, member, care, recharge):
-    """ADR 0008: the store's and organisation's balance rows and the store's number sequence — which every
-    checkout of the store needs — are locked by the last statements, after the bill's own rows."""
-    recharge(member, "1000.00")
-
-    with CaptureQueriesContext(connection) as ctx:
-        bill = bill_checkout(
-            actor=cashier,
-            member=member,
-            lines=[LineInput(item_id=care.pk)],
-            tenders=[TenderInput(kind="stored_value", amount=Money.parse("600.00"))],
-            idempotency_key="last",
-        )
-
-    sql = [q["sql"] for q in ctx.captured_queries]
-
-    def where(prefix: str) -> list[int]:
-        return [n for n, text in enumerate(sql) if text.startswith(prefix)]
-
-    (tenders,) = where('INSERT INTO "sales_tender"')
-    (lines,) = where('INSERT INTO "sales_billline"')
-    (balances_written,) = where('UPDATE "ledger_balance"')  # every balance of the bill, in one statement
-    numbered = where('UPDATE "sales_billsequence"')[0]  # (the store's first bill also creates the sequence row)
-    assert max(lines, tenders) < numbered
-    if connection.vendor == "postgresql":  # SQLite's IMMEDIATE transaction locks everything at BEGIN anyway
-        assert max(lines, tenders) < balances_written < numbered
-    assert bill.number == Bill.objects.get(pk=bill.pk).number != ""
-
-
 @pytest.mark.django_db(transaction=True)
 def test_checkouts_and_recharges_of_one_member_at_once_never_deadlock(
     cashier, make_member, store1, member, brows_free_recharge
 ):
-    """Checkouts lock the member's rows first and the store's last; a recharge locks both in one statement in
-    the same order (private rows first). Mixed at once on one member and one store: no deadlock."""
+    """Checkouts and recharges lock the store's and the member's balance rows in one statement each, in the
+    ledger's order. Mixed at once on one member and one store: no deadlock."""
     other = make_member(store1, name="周小姐")
     start = threading.Barrier(THREADS_MIXED)
     outcomes: list[str] = []

@@ -1,0 +1,116 @@
+"""Review of session 5: a checkout that locked the member's rows early and the store's and organisation's rows
+last (reverted before it landed, see ADR 0008) deadlocked with a refund that takes a referral reward back. The
+test stays as a guard for any later change of the ledger's lock order."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+
+from meiye.core.money import Money
+from meiye.loyalty.models import ReferralReward
+from meiye.loyalty.rules import rules_settings_save
+from meiye.loyalty.selectors import points_balance
+from meiye.sales import services as sales_services
+from meiye.sales.services import LineInput, TenderInput, bill_checkout, bill_refund
+from tests.reference import reference_categories, reference_items
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rules_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def _wait_for_a_blocked_backend(seconds: float = 5.0) -> None:
+    """Until another transaction waits on a lock (pg_locks is live, not a per-transaction snapshot)."""
+    deadline = time.monotonic() + seconds
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_referrers_checkout_and_the_refund_taking_her_referral_reward_back_do_not_deadlock(
+    monkeypatch, actor_for, hq_admin, receptionist, manager, store1, make_member
+):
+    """Failed on PostgreSQL with ``deadlock detected`` while checkouts deferred the shared rows (SQLite's
+    IMMEDIATE transactions cannot deadlock: skipped).
+
+    A full refund of B's first service (B was referred by A) locks the store's and the organisation's rows up
+    front (``_lock_refund_accounts``: B's accounts only), then ``rewards_reverse_for_bill`` ->
+    ``points_take_back`` locks A's points row. A checkout of A that held A's rows while waiting for the shared
+    ones made each wait for the other; a checkout that locks all its rows at once, in the ledger's order, makes
+    the refund wait."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only")
+    # given: B, referred by A, paid for a service (A got 200 referral points)
+    hq = actor_for(hq_admin, store1)
+    cashier = actor_for(receptionist, store1)
+    store_manager = actor_for(manager, store1)
+    rules_settings_save(
+        actor=hq, referral_referrer_points=200, referral_referee_points=100, referral_refund_window_days=7
+    )
+    care = reference_items(hq, reference_categories(hq))["care"]
+    a = make_member(store1, name="A")
+    b = make_member(store1, name="B", referrer_id=a.pk)
+    wechat_600 = [TenderInput(kind="wechat", amount=Money.parse("600.00"))]
+    referred = bill_checkout(
+        actor=cashier, member=b, lines=[LineInput(item_id=care.pk)], tenders=wechat_600, idempotency_key="b-1"
+    )
+    assert points_balance(a) == 200
+
+    # when: A checks out while B's bill is refunded; A's checkout pauses once it has locked its accounts, just
+    # before it posts (where the deferring checkout held A's rows but not yet the shared ones)
+    real_journals_post = sales_services.journals_post
+    a_holds_her_rows = threading.Event()
+
+    def journals_post(**kwargs):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name == "checkout-a" and not a_holds_her_rows.is_set():
+            a_holds_her_rows.set()
+            _wait_for_a_blocked_backend()  # the refund now waits on a row the checkout holds
+        return real_journals_post(**kwargs)
+
+    monkeypatch.setattr(sales_services, "journals_post", journals_post)
+    outcomes: dict[str, str] = {}
+
+    def checkout_a() -> None:
+        try:
+            bill_checkout(
+                actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=wechat_600, idempotency_key="a-1"
+            )
+            outcomes["checkout"] = "completed"
+        except Exception as error:
+            outcomes["checkout"] = repr(error)
+        finally:
+            connection.close()
+
+    def refund_b() -> None:
+        try:
+            a_holds_her_rows.wait(10)
+            bill_refund(actor=store_manager, bill=referred, reason="不满意", idempotency_key="refund-b")
+            outcomes["refund"] = "completed"
+        except Exception as error:
+            outcomes["refund"] = repr(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=checkout_a, name="checkout-a"), threading.Thread(target=refund_b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    # then: both go through, one after the other
+    assert outcomes == {"checkout": "completed", "refund": "completed"}
+    assert ReferralReward.objects.get(referee=b).reversed_on is not None
+    assert points_balance(a) == 600  # the 200 referral points taken back, the 600 of her own bill kept
