@@ -104,6 +104,15 @@ def test_a_package_tender_with_an_amount_is_refused_naming_the_field(reception_a
     assert "tenders[0]" in problem["detail"]
 
 
+def _care_by_stored_value(shopper, care, *, password: str) -> dict:
+    """A one-shot checkout body: the 600.00 care service paid from stored value with ``password``."""
+    return {
+        "member_id": shopper.pk,
+        "lines": [{"item_id": care.pk}],
+        "tenders": [{"kind": "stored_value", "amount": "600.00", "payment_password": password}],
+    }
+
+
 @pytest.fixture
 def shopper_with_password(cashier_actor, shopper, monkeypatch):
     """The shopper set her payment password 860412 after a code sent to her phone."""
@@ -120,11 +129,7 @@ def test_wrong_payment_passwords_through_the_api_count_and_lock_stored_value(
     transaction rolls back), and the fifth locks stored value for 30 minutes."""
     shopper = shopper_with_password
     top_up(shopper, "1000.00")
-    body = {
-        "member_id": shopper.pk,
-        "lines": [{"item_id": care.pk}],
-        "tenders": [{"kind": "stored_value", "amount": "600.00", "payment_password": "111111"}],
-    }
+    body = _care_by_stored_value(shopper, care, password="111111")
 
     first = _checkout(reception_api, body, "wrong-1")
     assert first.status_code == 400
@@ -155,11 +160,7 @@ def test_a_password_checkout_retried_after_the_purge_is_answered_before_the_pass
     after the HTTP record's purge is answered from the bill, not refused by the gate (here: locked since)."""
     shopper = shopper_with_password
     top_up(shopper, "1000.00")
-    body = {
-        "member_id": shopper.pk,
-        "lines": [{"item_id": care.pk}],
-        "tenders": [{"kind": "stored_value", "amount": "600.00", "payment_password": "860412"}],
-    }
+    body = _care_by_stored_value(shopper, care, password="860412")
     first = _checkout(reception_api, body, "pw-retry")
     assert first.status_code == 201, first.json()
     assert idempotency_purge(today=timezone.localdate() + timedelta(days=31)).deleted == 1

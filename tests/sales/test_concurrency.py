@@ -23,23 +23,15 @@ from meiye.ledger.verification import verify_ledger
 from meiye.loyalty.services import verify_points_lots
 from meiye.sales.models import Bill, BillStatus
 from meiye.sales.services import LineInput, TenderInput, bill_checkout, bill_refund
-from meiye.wallet.services import wallet_accounts, wallet_recharge
+from meiye.wallet.services import wallet_accounts
 from tests.sales.support import balances
 
 THREADS = 50
 
 
 @pytest.mark.django_db(transaction=True)
-def test_S24_concurrent_charges(cashier, hq, categories, member, recharge):
+def test_S24_concurrent_charges(cashier, brows, member, recharge):
     # given: a 100.00 service and a wallet holding 1,000.00
-    brows = item_save(
-        actor=hq,
-        code="brows",
-        name="修眉",
-        category=categories["basic_care"],
-        price=Money.parse("100.00"),
-        duration_minutes=15,
-    )
     recharge(member, "1000.00")
     start = threading.Barrier(THREADS)
     outcomes: list[str] = []
@@ -157,11 +149,12 @@ def test_the_same_refund_sent_five_times_at_once_refunds_once(cashier, manager_a
 
 @pytest.mark.django_db(transaction=True)
 def test_checkouts_and_recharges_of_one_member_at_once_never_deadlock(
-    cashier, make_member, store1, member, brows_free_recharge
+    cashier, make_member, store1, member, brows, recharge
 ):
     """Checkouts and recharges lock the store's and the member's balance rows in one statement each, in the
     ledger's order. Mixed at once on one member and one store: no deadlock."""
     other = make_member(store1, name="周小姐")
+    recharge(member, "1000.00")
     start = threading.Barrier(THREADS_MIXED)
     outcomes: list[str] = []
 
@@ -169,12 +162,12 @@ def test_checkouts_and_recharges_of_one_member_at_once_never_deadlock(
         try:
             start.wait()
             if n % 3 == 1:
-                brows_free_recharge(member, n)
+                recharge(member, "100.00")
             else:
                 bill_checkout(
                     actor=cashier,
                     member=member if n % 3 == 0 else other,
-                    lines=[LineInput(item_id=brows_free_recharge.item.pk)],
+                    lines=[LineInput(item_id=brows.pk)],
                     tenders=[
                         TenderInput(kind="stored_value", amount=Money.parse("100.00"))
                         if n % 3 == 0
@@ -205,9 +198,9 @@ THREADS_MIXED = 24
 
 
 @pytest.fixture
-def brows_free_recharge(hq, categories, manager_at_till, member, recharge):
-    """A 100.00 service, the member's wallet at 1,000.00, and a recharge of 100.00 by WeChat per call."""
-    item = item_save(
+def brows(hq, categories):
+    """A 100.00 service."""
+    return item_save(
         actor=hq,
         code="brows",
         name="修眉",
@@ -215,17 +208,3 @@ def brows_free_recharge(hq, categories, manager_at_till, member, recharge):
         price=Money.parse("100.00"),
         duration_minutes=15,
     )
-    recharge(member, "1000.00")
-
-    def run(who, n: int) -> None:
-        wallet_recharge(
-            actor=manager_at_till,
-            member=who,
-            amount=Money.parse("100.00"),
-            bonus=Money(0),
-            tender="wechat",
-            idempotency_key=f"mixed-recharge-{n}",
-        )
-
-    run.item = item  # type: ignore[attr-defined]
-    return run

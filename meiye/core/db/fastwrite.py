@@ -16,7 +16,7 @@ them (``bulk_create`` skips both as well).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -63,14 +63,7 @@ def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
                 return model._default_manager.using(using).bulk_create(objs)  # an expression: Django compiles it
             values.append(f.get_db_prep_save(value, connection=connection))
         rows.append(values)
-    ids: list[Any] = []
-    size = _batch_size(connection, fields, objs)
-    for start in range(0, len(rows), size):
-        chunk = rows[start : start + size]
-        params = [v for row in chunk for v in row]
-        with hot_cursor(connection, len(params)) as cursor:
-            cursor.execute(_insert_sql(connection, cache, model, fields, len(chunk)), params)
-            ids.extend(cursor.fetchall())
+    ids = _insert_chunks(connection, fields, rows, lambda n: _insert_sql(connection, cache, model, fields, n))
     pk_field = model._meta.pk
     converters = connection.ops.get_db_converters(pk_field.get_col(model._meta.db_table))
     for obj, (pk,) in zip(objs, ids, strict=True):
@@ -96,12 +89,24 @@ def insert_values(
     fields = cache.get(key)
     if fields is None:
         fields = cache[key] = [model._meta.get_field(name) for name in columns]
+    _insert_chunks(connection, fields, rows, lambda n: _values_sql(connection, cache, model, fields, n))
+
+
+def _insert_chunks(
+    connection: Any, fields: Sequence[Any], rows: Sequence[Sequence[Any]], sql_for: Callable[[int], str]
+) -> list[Any]:
+    """Run ``sql_for(n)`` (an INSERT of ``n`` rows) over ``rows`` in as many statements as the database's
+    parameter limit needs; the rows the statements return (``RETURNING``), if any."""
+    returned: list[Any] = []
     size = _batch_size(connection, fields, rows)
     for start in range(0, len(rows), size):
         chunk = rows[start : start + size]
         params = [value for row in chunk for value in row]
         with hot_cursor(connection, len(params)) as cursor:
-            cursor.execute(_values_sql(connection, cache, model, fields, len(chunk)), params)
+            cursor.execute(sql_for(len(chunk)), params)
+            if cursor.description is not None:
+                returned.extend(cursor.fetchall())
+    return returned
 
 
 def _values_sql(connection: Any, cache: dict[Any, Any], model: type[Model], fields: Sequence[Any], n: int) -> str:
