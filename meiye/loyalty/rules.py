@@ -58,6 +58,7 @@ from django.utils import timezone
 from meiye.audit.services import audit_record
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed, not_found
 from meiye.ledger.models import Journal
+from meiye.ledger.services import AccountKey
 from meiye.loyalty.models import (
     BirthdayGift,
     CheckIn,
@@ -70,9 +71,9 @@ from meiye.loyalty.models import (
     VisitScan,
 )
 from meiye.loyalty.selectors import growth_balance, store_zone
-from meiye.loyalty.services import points_earn, points_take_back
+from meiye.loyalty.services import points_account_keys, points_earn, points_take_back
 from meiye.members.models import Member, MemberStatus
-from meiye.members.selectors import member_get
+from meiye.members.selectors import member_get, merge_chain
 from meiye.notify.events import MEMBER_BIRTHDAY
 from meiye.notify.services import notify_event
 from meiye.org.context import Actor
@@ -673,6 +674,24 @@ def _referral_coupon(
     reward.coupon = coupon
     reward.save(update_fields=["coupon", "updated_at"])
     audit_record(actor=actor, action="loyalty.referral_coupon", obj=member, detail={"coupon": coupon.pk})
+
+
+def referral_reversal_account_keys(*, member: Member, bill_id: int) -> list[AccountKey]:
+    """The accounts ``rewards_reverse_for_bill`` may take the referrer's points back from, for a refund of
+    ``bill_id`` to lock with its own rows in ONE statement (the ledger's order): locking the referrer's points
+    only later, while holding the store's and organisation's rows, could deadlock with her own checkout. Empty
+    (one query) when the bill earned no referral reward that still stands."""
+    referrer_id = (
+        ReferralReward.objects.filter(
+            referee_id=member.pk, bill_id=bill_id, reversed_on__isnull=True, referrer_journal__isnull=False
+        )
+        .values_list("referrer_id", flat=True)
+        .first()
+    )
+    if referrer_id is None:
+        return []
+    referrer = Member.objects.get(pk=referrer_id)
+    return [key for holder in merge_chain(referrer) for key in points_account_keys(member=holder, earn=True)]
 
 
 def rewards_reverse_for_bill(

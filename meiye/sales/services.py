@@ -60,7 +60,7 @@ from meiye.giftcards.services import gift_card_after_refund, gift_card_after_use
 from meiye.ledger.models import Account, Journal
 from meiye.ledger.services import AccountKey, Leg, Posting, accounts_lock, journal_post, journal_reverse, journals_post
 from meiye.loyalty.models import PointsLot
-from meiye.loyalty.rules import rewards_after_bill, rewards_reverse_for_bill
+from meiye.loyalty.rules import referral_reversal_account_keys, rewards_after_bill, rewards_reverse_for_bill
 from meiye.loyalty.selectors import (
     earning_rate_subquery,
     earning_rates,
@@ -2160,7 +2160,8 @@ def _store_account_kinds(plans: Sequence[_TenderPlan]) -> set[str]:
 def _lock_refund_accounts(bill: Bill, tenders: list[Tender], destination: str) -> dict[str, Account]:
     """Lock every balance row a refund of ``bill`` may post to in ONE statement, in primary-key order, as a
     checkout does: the store's accounts, the wallet, points and growth of the bill's member and of the member
-    she was merged into since, the organisation's points and growth accounts. The services the refund then
+    she was merged into since, the organisation's points and growth accounts, the referrer's points if the bill
+    earned a referral reward that still stands. The services the refund then
     calls (journal_post, journal_reverse, points_restore, points_take_back, growth_add) lock rows it already
     holds, so a refund and a checkout of the same member cannot deadlock. Returns the store's accounts by
     kind."""
@@ -2186,6 +2187,8 @@ def _lock_refund_accounts(bill: Bill, tenders: list[Tender], destination: str) -
                 )
             if bill.growth_journal_id is not None:
                 keys.extend(growth_account_keys(member=holder))
+        # The referrer's points, which a full refund's REFUND_HOOKS may take her referral reward back from.
+        keys.extend(referral_reversal_account_keys(member=member, bill_id=bill.pk))
     gift_keys = {
         f"gift_card:{t.gift_card_id}": gift_card_account_key(t.gift_card)
         for t in tenders

@@ -114,3 +114,76 @@ def test_a_referrers_checkout_and_the_refund_taking_her_referral_reward_back_do_
     assert outcomes == {"checkout": "completed", "refund": "completed"}
     assert ReferralReward.objects.get(referee=b).reversed_on is not None
     assert points_balance(a) == 600  # the 200 referral points taken back, the 600 of her own bill kept
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refund_locks_the_referrers_points_with_its_own_rows(
+    monkeypatch, actor_for, hq_admin, receptionist, manager, store1, make_member
+):
+    """With the ledger's primary-key order alone, a referrer whose accounts are older than the store's (her
+    first bill created them before the store's) took her points row, then waited for the store's rows a
+    refund held, while the refund — reversing her referral reward — waited for her points row: a deadlock on
+    PostgreSQL. The refund now locks her points with its own rows (``referral_reversal_account_keys``)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only")
+    hq = actor_for(hq_admin, store1)
+    cashier = actor_for(receptionist, store1)
+    store_manager = actor_for(manager, store1)
+    rules_settings_save(
+        actor=hq, referral_referrer_points=200, referral_referee_points=100, referral_refund_window_days=7
+    )
+    care = reference_items(hq, reference_categories(hq))["care"]
+    wechat_600 = [TenderInput(kind="wechat", amount=Money.parse("600.00"))]
+    a = make_member(store1, name="A")
+    bill_checkout(
+        actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=wechat_600, idempotency_key="a-0"
+    )
+    b = make_member(store1, name="B", referrer_id=a.pk)
+    referred = bill_checkout(
+        actor=cashier, member=b, lines=[LineInput(item_id=care.pk)], tenders=wechat_600, idempotency_key="b-1"
+    )
+    assert points_balance(a) == 600 + 200
+
+    # when: the refund holds its rows while A checks out, then goes on to take A's reward back
+    real_lock = sales_services._lock_refund_accounts
+    refund_holds_its_rows = threading.Event()
+
+    def lock_refund_accounts(*args, **kwargs):  # type: ignore[no-untyped-def]
+        locked = real_lock(*args, **kwargs)
+        refund_holds_its_rows.set()
+        _wait_for_a_blocked_backend()  # A's checkout now waits on a row the refund holds
+        return locked
+
+    monkeypatch.setattr(sales_services, "_lock_refund_accounts", lock_refund_accounts)
+    outcomes: dict[str, str] = {}
+
+    def refund_b() -> None:
+        try:
+            bill_refund(actor=store_manager, bill=referred, reason="不满意", idempotency_key="refund-b")
+            outcomes["refund"] = "completed"
+        except Exception as error:
+            outcomes["refund"] = repr(error)
+        finally:
+            connection.close()
+
+    def checkout_a() -> None:
+        try:
+            refund_holds_its_rows.wait(10)
+            bill_checkout(
+                actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=wechat_600, idempotency_key="a-1"
+            )
+            outcomes["checkout"] = "completed"
+        except Exception as error:
+            outcomes["checkout"] = repr(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=refund_b), threading.Thread(target=checkout_a)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    # then: both go through, one after the other
+    assert outcomes == {"refund": "completed", "checkout": "completed"}
+    assert points_balance(a) == 600 + 600  # her own two bills; the 200 referral points taken back
