@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from django.core.cache import cache
@@ -39,9 +40,29 @@ def _wait_for_a_blocked_backend(seconds: float = 5.0) -> None:
             time.sleep(0.02)
 
 
+WECHAT_600 = [TenderInput(kind="wechat", amount=Money.parse("600.00"))]
+
+
+@pytest.fixture
+def referral(actor_for, hq_admin, receptionist, manager, store1) -> SimpleNamespace:
+    """Referral rewards of 200 / 100 points, refundable for 7 days; the care service (600.00); the store's
+    cashier and manager. PostgreSQL only: these tests are about row locks."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite's IMMEDIATE transactions cannot deadlock)")
+    hq = actor_for(hq_admin, store1)
+    rules_settings_save(
+        actor=hq, referral_referrer_points=200, referral_referee_points=100, referral_refund_window_days=7
+    )
+    return SimpleNamespace(
+        cashier=actor_for(receptionist, store1),
+        store_manager=actor_for(manager, store1),
+        care=reference_items(hq, reference_categories(hq))["care"],
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_referrers_checkout_and_the_refund_taking_her_referral_reward_back_do_not_deadlock(
-    monkeypatch, actor_for, hq_admin, receptionist, manager, store1, make_member
+    monkeypatch, referral, store1, make_member
 ):
     """Failed on PostgreSQL with ``deadlock detected`` while checkouts deferred the shared rows (SQLite's
     IMMEDIATE transactions cannot deadlock: skipped).
@@ -51,21 +72,12 @@ def test_a_referrers_checkout_and_the_refund_taking_her_referral_reward_back_do_
     ``points_take_back`` locks A's points row. A checkout of A that held A's rows while waiting for the shared
     ones made each wait for the other; a checkout that locks all its rows at once, in the ledger's order, makes
     the refund wait."""
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks: PostgreSQL only")
     # given: B, referred by A, paid for a service (A got 200 referral points)
-    hq = actor_for(hq_admin, store1)
-    cashier = actor_for(receptionist, store1)
-    store_manager = actor_for(manager, store1)
-    rules_settings_save(
-        actor=hq, referral_referrer_points=200, referral_referee_points=100, referral_refund_window_days=7
-    )
-    care = reference_items(hq, reference_categories(hq))["care"]
+    cashier, store_manager, care = referral.cashier, referral.store_manager, referral.care
     a = make_member(store1, name="A")
     b = make_member(store1, name="B", referrer_id=a.pk)
-    wechat_600 = [TenderInput(kind="wechat", amount=Money.parse("600.00"))]
     referred = bill_checkout(
-        actor=cashier, member=b, lines=[LineInput(item_id=care.pk)], tenders=wechat_600, idempotency_key="b-1"
+        actor=cashier, member=b, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="b-1"
     )
     assert points_balance(a) == 200
 
@@ -86,7 +98,7 @@ def test_a_referrers_checkout_and_the_refund_taking_her_referral_reward_back_do_
     def checkout_a() -> None:
         try:
             bill_checkout(
-                actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=wechat_600, idempotency_key="a-1"
+                actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="a-1"
             )
             outcomes["checkout"] = "completed"
         except Exception as error:
@@ -117,30 +129,19 @@ def test_a_referrers_checkout_and_the_refund_taking_her_referral_reward_back_do_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_refund_locks_the_referrers_points_with_its_own_rows(
-    monkeypatch, actor_for, hq_admin, receptionist, manager, store1, make_member
-):
+def test_a_refund_locks_the_referrers_points_with_its_own_rows(monkeypatch, referral, store1, make_member):
     """With the ledger's primary-key order alone, a referrer whose accounts are older than the store's (her
     first bill created them before the store's) took her points row, then waited for the store's rows a
     refund held, while the refund — reversing her referral reward — waited for her points row: a deadlock on
     PostgreSQL. The refund now locks her points with its own rows (``referral_reversal_account_keys``)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks: PostgreSQL only")
-    hq = actor_for(hq_admin, store1)
-    cashier = actor_for(receptionist, store1)
-    store_manager = actor_for(manager, store1)
-    rules_settings_save(
-        actor=hq, referral_referrer_points=200, referral_referee_points=100, referral_refund_window_days=7
-    )
-    care = reference_items(hq, reference_categories(hq))["care"]
-    wechat_600 = [TenderInput(kind="wechat", amount=Money.parse("600.00"))]
+    cashier, store_manager, care = referral.cashier, referral.store_manager, referral.care
     a = make_member(store1, name="A")
     bill_checkout(
-        actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=wechat_600, idempotency_key="a-0"
+        actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="a-0"
     )
     b = make_member(store1, name="B", referrer_id=a.pk)
     referred = bill_checkout(
-        actor=cashier, member=b, lines=[LineInput(item_id=care.pk)], tenders=wechat_600, idempotency_key="b-1"
+        actor=cashier, member=b, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="b-1"
     )
     assert points_balance(a) == 600 + 200
 
@@ -170,7 +171,7 @@ def test_a_refund_locks_the_referrers_points_with_its_own_rows(
         try:
             refund_holds_its_rows.wait(10)
             bill_checkout(
-                actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=wechat_600, idempotency_key="a-1"
+                actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="a-1"
             )
             outcomes["checkout"] = "completed"
         except Exception as error:
