@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -38,6 +38,27 @@ def _wait_for_a_blocked_backend(seconds: float = 5.0) -> None:
             if cursor.fetchone()[0]:
                 return
             time.sleep(0.02)
+
+
+def _at_once(**jobs: Callable[[], object]) -> dict[str, str]:
+    """Run each job in its own thread (named as its key), all at once: "completed" or the error, by key."""
+    outcomes: dict[str, str] = {}
+
+    def run(name: str, job: Callable[[], object]) -> None:
+        try:
+            job()
+            outcomes[name] = "completed"
+        except Exception as error:
+            outcomes[name] = repr(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=item, name=item[0]) for item in jobs.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return outcomes
 
 
 WECHAT_600 = [TenderInput(kind="wechat", amount=Money.parse("600.00"))]
@@ -87,40 +108,23 @@ def test_a_referrers_checkout_and_the_refund_taking_her_referral_reward_back_do_
     a_holds_her_rows = threading.Event()
 
     def journals_post(**kwargs):  # type: ignore[no-untyped-def]
-        if threading.current_thread().name == "checkout-a" and not a_holds_her_rows.is_set():
+        if threading.current_thread().name == "checkout" and not a_holds_her_rows.is_set():
             a_holds_her_rows.set()
             _wait_for_a_blocked_backend()  # the refund now waits on a row the checkout holds
         return real_journals_post(**kwargs)
 
     monkeypatch.setattr(sales_services, "journals_post", journals_post)
-    outcomes: dict[str, str] = {}
-
-    def checkout_a() -> None:
-        try:
-            bill_checkout(
-                actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="a-1"
-            )
-            outcomes["checkout"] = "completed"
-        except Exception as error:
-            outcomes["checkout"] = repr(error)
-        finally:
-            connection.close()
 
     def refund_b() -> None:
-        try:
-            a_holds_her_rows.wait(10)
-            bill_refund(actor=store_manager, bill=referred, reason="不满意", idempotency_key="refund-b")
-            outcomes["refund"] = "completed"
-        except Exception as error:
-            outcomes["refund"] = repr(error)
-        finally:
-            connection.close()
+        a_holds_her_rows.wait(10)
+        bill_refund(actor=store_manager, bill=referred, reason="不满意", idempotency_key="refund-b")
 
-    threads = [threading.Thread(target=checkout_a, name="checkout-a"), threading.Thread(target=refund_b)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    outcomes = _at_once(
+        checkout=lambda: bill_checkout(
+            actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="a-1"
+        ),
+        refund=refund_b,
+    )
 
     # then: both go through, one after the other
     assert outcomes == {"checkout": "completed", "refund": "completed"}
@@ -156,34 +160,17 @@ def test_a_refund_locks_the_referrers_points_with_its_own_rows(monkeypatch, refe
         return locked
 
     monkeypatch.setattr(sales_services, "_lock_refund_accounts", lock_refund_accounts)
-    outcomes: dict[str, str] = {}
-
-    def refund_b() -> None:
-        try:
-            bill_refund(actor=store_manager, bill=referred, reason="不满意", idempotency_key="refund-b")
-            outcomes["refund"] = "completed"
-        except Exception as error:
-            outcomes["refund"] = repr(error)
-        finally:
-            connection.close()
 
     def checkout_a() -> None:
-        try:
-            refund_holds_its_rows.wait(10)
-            bill_checkout(
-                actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="a-1"
-            )
-            outcomes["checkout"] = "completed"
-        except Exception as error:
-            outcomes["checkout"] = repr(error)
-        finally:
-            connection.close()
+        refund_holds_its_rows.wait(10)
+        bill_checkout(
+            actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="a-1"
+        )
 
-    threads = [threading.Thread(target=refund_b), threading.Thread(target=checkout_a)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    outcomes = _at_once(
+        refund=lambda: bill_refund(actor=store_manager, bill=referred, reason="不满意", idempotency_key="refund-b"),
+        checkout=checkout_a,
+    )
 
     # then: both go through, one after the other
     assert outcomes == {"refund": "completed", "checkout": "completed"}
