@@ -104,6 +104,11 @@ TEMPLATES = [
     }
 ]
 
+# --- Ledger -------------------------------------------------------------------------------------
+# Counter-accounts (may go negative) of these owners are shared: postings append balance deltas instead of
+# locking their balance rows, folded every minute (ADR 0009). Only accounts created later follow a change.
+LEDGER_SHARED_OWNER_TYPES = ("store", "organisation")
+
 # --- Database -----------------------------------------------------------------------------------
 # SQLite (WAL, immediate transactions, busy timeout) under var/ for one shop; PostgreSQL for chains
 # when DATABASE_URL is set.

@@ -29,6 +29,12 @@ class Account(models.Model):
     may_go_negative = models.BooleanField(
         default=False, help_text="counter-accounts (revenue, tender, breakage) may; member holdings may not"
     )
+    shared = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="a counter-account many postings share (a store's takings, the organisation's points issued): "
+        "postings append a BalanceDelta instead of locking and updating its balance row (ADR 0009)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -65,6 +71,22 @@ class Balance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}: {self.amount}"
+
+
+class BalanceDelta(models.Model):
+    """A change to a shared account's balance not yet added to its ``Balance`` row (ADR 0009).
+
+    A shared account's balance is its row's ``amount`` plus the sum of its deltas. Postings insert deltas
+    without locking anything, so checkouts in every store of a chain do not queue on the organisation's and
+    the store's counter-accounts; ``ledger.services.balances_fold`` moves them into the rows (under the row's
+    lock) every minute. Deltas are a cache of the entries like the balance row, not a record: the fold deletes
+    them, and ``ledger_verify`` checks row + deltas against the entries."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="deltas")
+    amount = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.amount:+d}"
 
 
 class Journal(models.Model):

@@ -9,14 +9,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import BigIntegerField, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
-from meiye.ledger.models import Account, Balance, Entry, Journal
+from meiye.ledger.models import Account, Balance, BalanceDelta, Entry, Journal
 
 
 def balance_of(account: Account) -> int:
-    """The account's current balance, read from the database (not from a cached related object)."""
-    return Balance.objects.values_list("amount", flat=True).get(account_id=account.pk)
+    """The account's current balance, read from the database (not from a cached related object): its balance
+    row plus, for a shared account, the deltas not yet folded into it (ADR 0009), in one statement."""
+    current: int = (
+        Balance.objects.filter(account_id=account.pk)
+        .annotate(current=F("amount") + pending_deltas("account_id"))
+        .values_list("current", flat=True)
+        .get()
+    )
+    return current
+
+
+def pending_deltas(account_ref: str) -> Coalesce:
+    """An expression for the sum of the pending balance deltas of the account ``account_ref`` names (0 if
+    none), to add to a balance row's ``amount`` in a query."""
+    deltas = (
+        BalanceDelta.objects.filter(account_id=OuterRef(account_ref))
+        .values("account_id")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    return Coalesce(Subquery(deltas, output_field=BigIntegerField()), Value(0))
 
 
 def account_find(*, organisation_id: int, owner_type: str, owner_id: int, asset: str, kind: str) -> Account | None:

@@ -16,6 +16,10 @@ How the rules are enforced, in Python and in the database (migration 0002):
 - a non-negative account never goes below zero: checked here (the ``ledger.insufficient_balance``
   error), and a CHECK constraint on ``ledger_balance``;
 - journals and entries are append-only: UPDATE/DELETE triggers (``meiye.core.immutable``).
+
+Shared counter-accounts (``Account.shared``: a store's takings, the organisation's points issued; ADR 0009)
+are not locked: a posting appends a ``BalanceDelta`` for each, and ``balances_fold`` adds the deltas to the
+balance rows later. Their balance is the row plus the pending deltas (``selectors.balance_of``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models.base import ModelState
 from django.utils import timezone
@@ -32,7 +37,7 @@ from meiye.core.db.cursors import hot_cursor
 from meiye.core.db.fastwrite import insert_rows, insert_values
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
 from meiye.core.idempotency import canonical_hash, validate_key
-from meiye.ledger.models import ASSET_MAX_LENGTH, CODE_MAX_LENGTH, Account, Balance, Entry, Journal
+from meiye.ledger.models import ASSET_MAX_LENGTH, CODE_MAX_LENGTH, Account, Balance, BalanceDelta, Entry, Journal
 
 # Far beyond any real amount of fen, points or sessions, and far inside a signed 64-bit column, so that
 # no sum of entries can overflow.
@@ -78,7 +83,9 @@ def account_get_or_create(
     if account is None:
         try:
             with transaction.atomic():
-                account = Account.objects.create(**identity, may_go_negative=may_go_negative)
+                account = Account.objects.create(
+                    **identity, may_go_negative=may_go_negative, shared=is_shared(owner_type, may_go_negative)
+                )
                 Balance.objects.create(account=account, amount=0, may_go_negative=may_go_negative)
         except IntegrityError:
             # Created at the same moment by another request: use theirs.
@@ -88,6 +95,11 @@ def account_get_or_create(
     if account.may_go_negative != may_go_negative:
         raise _flag_mismatch(account)
     return account
+
+
+def is_shared(owner_type: str, may_go_negative: bool) -> bool:
+    """Whether an account created with these values is shared (``settings.LEDGER_SHARED_OWNER_TYPES``)."""
+    return may_go_negative and owner_type in settings.LEDGER_SHARED_OWNER_TYPES
 
 
 def journal_post(
@@ -182,6 +194,7 @@ class LockedAccounts:
     organisation_id: int
     accounts: dict[tuple[str, int, str, str], Account] = field(default_factory=dict)
     balances: dict[int, Balance] = field(default_factory=dict)  # by account id
+    shared: dict[int, Account] = field(default_factory=dict)  # by id: shared accounts, posted to unlocked
 
     def get(self, key: AccountKey) -> Account:
         try:
@@ -190,8 +203,16 @@ class LockedAccounts:
             raise ValueError(f"account {key.identity} was not locked by accounts_lock") from None
 
     def balance(self, account: Account) -> int:
-        """The account's balance now (its locked row, plus what ``journals_post`` has posted since)."""
+        """The account's balance now (its locked row, plus what ``journals_post`` has posted since). Not for a
+        shared account: its balance is not locked, so it may change under the operation."""
+        if account.pk in self.shared:
+            raise ValueError(f"account {account} is shared: its balance is not locked (read balance_of)")
         return self.balances[account.pk].amount
+
+    def account(self, account_id: int) -> Account | None:
+        """The account of this id, locked or shared, or None if it is not one of this operation's."""
+        balance = self.balances.get(account_id)
+        return balance.account if balance is not None else self.shared.get(account_id)
 
 
 class Posting(NamedTuple):
@@ -214,6 +235,9 @@ def accounts_lock(*, organisation_id: int, keys: Iterable[AccountKey]) -> Locked
 
     Call it inside the operation's transaction, once, before reading any of these balances: the locks and
     the balances returned stay valid until that transaction ends. One query once the accounts exist.
+
+    Shared accounts (ADR 0009) are read in the same statement but not locked (``LockedAccounts.shared``):
+    ``journals_post`` appends their changes as balance deltas.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("accounts_lock must run inside the operation's transaction")
@@ -250,7 +274,10 @@ def accounts_lock(*, organisation_id: int, keys: Iterable[AccountKey]) -> Locked
         if account.may_go_negative != wanted[_identity(account)].may_go_negative:
             raise _flag_mismatch(account)
         locked.accounts[_identity(account)] = account
-        locked.balances[account.pk] = balance
+        if account.shared:
+            locked.shared[account.pk] = account
+        else:
+            locked.balances[account.pk] = balance
     if len(locked.accounts) != len(wanted) or not all(
         (organisation_id, identity) in _KNOWN_IDS for identity in locked.accounts
     ):
@@ -304,9 +331,13 @@ def journals_post(
     # Check every balance after each journal, in order, as separate posts would.
     running = {pk: balance.amount for pk, balance in locked.balances.items()}
     bumps: dict[int, int] = {}
+    pending: dict[int, int] = {}  # shared accounts' changes: balance deltas, nothing to check
     for item in prepared:
         for account_id, change in item.deltas.items():
             if not change:
+                continue
+            if account_id in locked.shared:
+                pending[account_id] = pending.get(account_id, 0) + change
                 continue
             balance = locked.balances[account_id]
             after = running[account_id] + change
@@ -334,17 +365,59 @@ def journals_post(
         Entry,
         _ENTRY_COLUMNS,
         [
-            (journal.pk, leg.account.pk, leg.amount, locked.balances[leg.account.pk].account.asset)
+            (journal.pk, leg.account.pk, leg.amount, item.assets[leg.account.pk])
             for journal, item in zip(journals, prepared, strict=True)
             for leg in item.legs
         ],
     )
     changes = {pk: running[pk] - locked.balances[pk].amount for pk in bumps}
-    _update_balances(changes, bumps)
+    _write_changes(changes, bumps, pending)
     for pk, bump in bumps.items():
         locked.balances[pk].amount = running[pk]
         locked.balances[pk].version += bump
     return journals
+
+
+# --- shared accounts' balance deltas (ADR 0009) -----------------------------------------------------------
+
+
+def balances_fold(*, batch: int = 1_000) -> int:
+    """Add the shared accounts' pending balance deltas to their balance rows and delete them, ``batch``
+    accounts per transaction; returns the number of accounts folded. Run every minute (``ledger.tasks``)."""
+    folded = 0
+    while True:
+        done = _fold_batch(batch)
+        folded += done
+        if done < batch:
+            return folded
+
+
+def _fold_batch(limit: int) -> int:
+    """``balances_fold`` of up to ``limit`` accounts, in one transaction.
+
+    The balance rows are locked ``SKIP LOCKED`` (an account whose row another transaction holds waits for the
+    next run), so the fold never waits and cannot deadlock. It deletes only the deltas it has read (``DELETE …
+    RETURNING``): a delta committed meanwhile stays for the next run, and every reader sees either the row
+    before with the deltas, or the row after without them."""
+    with transaction.atomic():
+        ids = list(BalanceDelta.objects.order_by("account_id").values_list("account_id", flat=True).distinct()[:limit])
+        if not ids:
+            return 0
+        rows = Balance.objects.filter(account_id__in=ids).order_by("account_id")
+        if connection.features.has_select_for_update_skip_locked:
+            rows = rows.select_for_update(skip_locked=True)
+        held = list(rows.values_list("account_id", flat=True))
+        if not held:
+            return 0
+        table = connection.ops.quote_name(BalanceDelta._meta.db_table)
+        in_list, params = sql_in_list("account_id", held, "bigint")
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE {in_list} RETURNING account_id, amount", params)  # noqa: S608
+            changes: dict[int, int] = {}
+            for account_id, amount in cursor.fetchall():
+                changes[account_id] = changes.get(account_id, 0) + amount
+        _update_balances(changes, dict.fromkeys(changes, 1))
+        return len(changes)
 
 
 # --- many journals of one shape, by bulk SQL (nightly jobs) --------------------------------------------------
@@ -411,8 +484,8 @@ def accounts_lock_owners(
         rows = cursor.fetchall()
     alias = connection.alias
     for row in rows:
-        account = _instance(Account, _ACCOUNT_FIELDS, (*row[:6], bool(row[6])), alias)
-        balance = _instance(Balance, _BALANCE_FIELDS, (row[7], row[8], bool(row[9]), row[10]), alias)
+        account = _instance(Account, _ACCOUNT_FIELDS, (*row[:6], bool(row[6]), bool(row[7])), alias)
+        balance = _instance(Balance, _BALANCE_FIELDS, (row[8], row[9], bool(row[10]), row[11]), alias)
         balance.account = account
         locked.accounts[_identity(account)] = account
         locked.balances[account.pk] = balance
@@ -518,18 +591,17 @@ def journals_post_bulk(
     _require_text("code", code, CODE_MAX_LENGTH)
     _limit_text("reference_type", reference_type, 64)
     _limit_text("memo", memo, 255)
-    counter_balance = _locked_balance(organisation_id, locked, counter)
-    asset = counter_balance.account.asset
+    asset = _locked_account(organisation_id, locked, counter).asset
     running = {pk: balance.amount for pk, balance in locked.balances.items()}
     bumps: dict[int, int] = {}
+    pending: dict[int, int] = {}  # shared accounts' changes (balance deltas)
     hashes: list[str] = []
     keys: list[str | None] = []
     for line in lines:
         account, amount = line.account, line.amount
         _checked_legs([(account, amount), (counter, -amount)])
         _limit_text("reference_id", line.reference_id, 64)
-        balance = _locked_balance(organisation_id, locked, account)
-        if balance.account.asset != asset:
+        if _locked_account(organisation_id, locked, account).asset != asset:
             raise ValidationFailed(
                 "ledger.unbalanced",
                 zh=f"分录借贷不平（按资产合计应为 0）：账户 #{account.pk} 与对方账户资产不同。",
@@ -537,13 +609,17 @@ def journals_post_bulk(
                 "hold different assets.",
             )
         for pk, change in ((account.pk, amount), (counter.pk, -amount)):
+            if pk in locked.shared:
+                pending[pk] = pending.get(pk, 0) + change
+                continue
             after = running[pk] + change
             if after < 0 and not locked.balances[pk].may_go_negative:
                 raise _insufficient(locked.balances[pk], running[pk], change)
             running[pk] = after
         if account.pk != counter.pk:  # a journal moving one account both ways changes nothing on it
-            bumps[account.pk] = bumps.get(account.pk, 0) + 1
-            bumps[counter.pk] = bumps.get(counter.pk, 0) + 1
+            for pk in (account.pk, counter.pk):
+                if pk not in locked.shared:
+                    bumps[pk] = bumps.get(pk, 0) + 1
         keys.append(validate_key(line.idempotency_key) if line.idempotency_key is not None else None)
         hashes.append(
             canonical_hash(
@@ -621,27 +697,46 @@ def journals_post_bulk(
             _update_balances_from(
                 cursor, [(pk, running[pk] - locked.balances[pk].amount, bumps[pk]) for pk in part], now
             )
+    _insert_deltas(pending)
     for pk, bump in bumps.items():
         locked.balances[pk].amount = running[pk]
         locked.balances[pk].version += bump
     return ids
 
 
-def _locked_balance(organisation_id: int, locked: LockedAccounts, account: Account) -> Balance:
-    balance = locked.balances.get(account.pk)
-    if balance is None:
+def _locked_account(organisation_id: int, locked: LockedAccounts, account: Account) -> Account:
+    """The operation's own record of ``account`` (locked, or shared), checked to be of this organisation."""
+    found = locked.account(account.pk)
+    if found is None:
         raise ValidationFailed(
             "ledger.unknown_account",
             zh=f"账户 #{account.pk} 未锁定或不存在。",
             en=f"Account #{account.pk} is unknown or was not locked for this operation.",
         )
-    if balance.account.organisation_id != organisation_id:
+    if found.organisation_id != organisation_id:
         raise ValidationFailed(
             "ledger.foreign_account",
-            zh=f"账户 #{balance.account_id} 不属于本机构。",
-            en=f"Account #{balance.account_id} belongs to another organisation.",
+            zh=f"账户 #{found.pk} 不属于本机构。",
+            en=f"Account #{found.pk} belongs to another organisation.",
         )
-    return balance
+    return found
+
+
+def _write_changes(changes: Mapping[int, int], bumps: Mapping[int, int], pending: Mapping[int, int]) -> None:
+    """The locked rows' ``changes`` (and version ``bumps``) in one UPDATE, and the shared accounts' ``pending``
+    changes as balance deltas. On SQLite, which has no row locks (the IMMEDIATE transaction holds the whole
+    database), nobody could queue on a shared row: its change goes into the same UPDATE, one statement fewer."""
+    if pending and not connection.features.has_select_for_update:
+        changes, bumps, pending = {**changes, **pending}, {**bumps, **dict.fromkeys(pending, 1)}, {}
+    _update_balances(changes, bumps)
+    _insert_deltas(pending)
+
+
+def _insert_deltas(pending: Mapping[int, int]) -> None:
+    """Shared accounts' changes as balance deltas, one row per account, in ONE INSERT (nothing is locked)."""
+    rows = [(pk, change) for pk, change in sorted(pending.items()) if change]
+    if rows:
+        insert_values(BalanceDelta, _DELTA_COLUMNS, rows)
 
 
 def _replayed_bulk(keys: list[str | None], hashes: list[str], first: Mapping[str, tuple[int, str]]) -> list[int]:
@@ -764,32 +859,34 @@ def _write(
     deltas: dict[int, int] = {}
     for leg in legs:
         deltas[leg.account.pk] = deltas.get(leg.account.pk, 0) + leg.amount
-    # Lock in primary-key order so two posts over the same accounts cannot deadlock. The account data
-    # (organisation, asset) is read from the database, not trusted from the caller's objects.
+    # The account data (organisation, asset, shared) is read from the database, not trusted from the caller's
+    # objects. Then the balance rows of the accounts that are not shared are locked in primary-key order, so
+    # two posts over the same accounts cannot deadlock; the shared ones get balance deltas (ADR 0009).
+    by_account = Account.objects.in_bulk(list(deltas))
     balances = list(
         Balance.objects.select_for_update(of=("self",))
         .select_related("account")
-        .filter(account_id__in=deltas)
+        .filter(account_id__in=[pk for pk, account in by_account.items() if not account.shared])
         .order_by("account_id")
     )
-    by_account = {balance.account_id: balance for balance in balances}
-    if len(by_account) != len(deltas):
-        missing = sorted(set(deltas) - set(by_account))
+    locked_ids = {balance.pk for balance in balances}
+    missing = sorted(pk for pk in deltas if pk not in by_account or not (by_account[pk].shared or pk in locked_ids))
+    if missing:
         raise ValidationFailed(
             "ledger.unknown_account",
             zh=f"账户不存在或没有余额行：{missing}。",
             en=f"Unknown account(s), or account(s) without a balance row: {missing}.",
         )
-    for balance in balances:
-        if balance.account.organisation_id != organisation_id:
+    for account in by_account.values():
+        if account.organisation_id != organisation_id:
             raise ValidationFailed(
                 "ledger.foreign_account",
-                zh=f"账户 #{balance.account_id} 不属于本机构。",
-                en=f"Account #{balance.account_id} belongs to another organisation.",
+                zh=f"账户 #{account.pk} 不属于本机构。",
+                en=f"Account #{account.pk} belongs to another organisation.",
             )
     totals: dict[str, int] = {}
     for leg in legs:
-        asset = by_account[leg.account.pk].account.asset
+        asset = by_account[leg.account.pk].asset
         totals[asset] = totals.get(asset, 0) + leg.amount
     unbalanced = {asset: total for asset, total in sorted(totals.items()) if total != 0}
     if unbalanced:
@@ -825,13 +922,14 @@ def _write(
                 journal=journal,
                 account_id=leg.account.pk,
                 amount=leg.amount,
-                asset=by_account[leg.account.pk].account.asset,
+                asset=by_account[leg.account.pk].asset,
             )
             for leg in legs
         ]
     )
-    changes = {pk: change for pk, change in deltas.items() if change}
-    _update_balances(changes, dict.fromkeys(changes, 1))
+    changes = {pk: change for pk, change in deltas.items() if change and not by_account[pk].shared}
+    pending = {pk: change for pk, change in deltas.items() if change and by_account[pk].shared}
+    _write_changes(changes, dict.fromkeys(changes, 1), pending)
     return journal
 
 
@@ -877,6 +975,7 @@ class _Prepared(NamedTuple):
     key: str | None
     payload_hash: str
     deltas: dict[int, int]
+    assets: dict[int, str]  # by account id, as the database has them
 
 
 def _prepare(organisation_id: int, posting: Posting, locked: LockedAccounts) -> _Prepared:
@@ -889,22 +988,12 @@ def _prepare(organisation_id: int, posting: Posting, locked: LockedAccounts) -> 
     key = validate_key(posting.idempotency_key) if posting.idempotency_key is not None else None
     deltas: dict[int, int] = {}
     totals: dict[str, int] = {}
+    assets: dict[int, str] = {}
     for leg in legs:
-        balance = locked.balances.get(leg.account.pk)
-        if balance is None:
-            raise ValidationFailed(
-                "ledger.unknown_account",
-                zh=f"账户 #{leg.account.pk} 未锁定或不存在。",
-                en=f"Account #{leg.account.pk} is unknown or was not locked for this operation.",
-            )
-        if balance.account.organisation_id != organisation_id:
-            raise ValidationFailed(
-                "ledger.foreign_account",
-                zh=f"账户 #{balance.account_id} 不属于本机构。",
-                en=f"Account #{balance.account_id} belongs to another organisation.",
-            )
-        deltas[leg.account.pk] = deltas.get(leg.account.pk, 0) + leg.amount
-        totals[balance.account.asset] = totals.get(balance.account.asset, 0) + leg.amount
+        account = _locked_account(organisation_id, locked, leg.account)
+        deltas[account.pk] = deltas.get(account.pk, 0) + leg.amount
+        totals[account.asset] = totals.get(account.asset, 0) + leg.amount
+        assets[account.pk] = account.asset
     unbalanced = {asset: total for asset, total in sorted(totals.items()) if total != 0}
     if unbalanced:
         raise ValidationFailed(
@@ -924,7 +1013,7 @@ def _prepare(organisation_id: int, posting: Posting, locked: LockedAccounts) -> 
             "reversal_of": None,
         }
     )
-    return _Prepared(posting, legs, key, payload_hash, deltas)
+    return _Prepared(posting, legs, key, payload_hash, deltas, assets)
 
 
 def _replayed_batch(prepared: list[_Prepared], first: Mapping[str | None, Journal]) -> list[Journal]:
@@ -975,7 +1064,8 @@ def _identity(account: Account) -> tuple[str, int, str, str]:
 # The columns the lock reads (timestamps are left deferred: nothing on the posting path reads them, and
 # SQLite would hand them back as text without the ORM's converters). Booleans go through bool() below.
 _ENTRY_COLUMNS = ("journal_id", "account_id", "amount", "asset")
-_ACCOUNT_FIELDS = ["id", "organisation_id", "owner_type", "owner_id", "asset", "kind", "may_go_negative"]
+_DELTA_COLUMNS = ("account_id", "amount")
+_ACCOUNT_FIELDS = ["id", "organisation_id", "owner_type", "owner_id", "asset", "kind", "may_go_negative", "shared"]
 _BALANCE_FIELDS = ["account_id", "amount", "may_go_negative", "version"]
 
 
@@ -1006,9 +1096,17 @@ def _lock_by_known_ids(
         if pk is None:
             return None
         ids[pk] = identity
-    # Each id with the identity it was remembered for, so only rows that still match are read and locked.
-    balances = _lock_rows(organisation_id, [(pk, *ids[pk]) for pk in sorted(ids)], by_id=True)
-    if len(balances) != len(ids):
+    # Each id with the identity it was remembered for, so only rows that still match are read and locked; the
+    # shared ones by the rule they were created by, read without a lock (checked against the rows below).
+    rows = {pk: (pk, *ids[pk]) for pk in sorted(ids)}
+    shared = {pk for pk in rows if is_shared(ids[pk][0], wanted[ids[pk]].may_go_negative)}
+    balances = _lock_rows(
+        organisation_id,
+        [row for pk, row in rows.items() if pk not in shared],
+        by_id=True,
+        unlocked=[row for pk, row in rows.items() if pk in shared],
+    )
+    if len(balances) != len(ids) or any(balance.account.shared != (balance.pk in shared) for balance in balances):
         for identity in wanted:
             _KNOWN_IDS.pop((organisation_id, identity), None)
         # Only after the database changed under this process (restored, flushed): the rows read are wanted
@@ -1018,30 +1116,46 @@ def _lock_by_known_ids(
 
 
 def _lock_by_identity(organisation_id: int, wanted: Mapping[tuple[str, int, str, str], AccountKey]) -> list[Balance]:
-    """``SELECT … FOR UPDATE`` of the wanted accounts' balance rows with their accounts, in account order.
+    """``SELECT … FOR UPDATE`` of the wanted accounts' balance rows with their accounts, in account order; the
+    accounts the rule calls shared are read in the same statement without a lock. Should a row not be what
+    the rule said (an account created under another rule), all the rows are locked instead.
 
     Hand-written SQL for the same reason as ``_update_balances``; the rows become model instances through
     ``from_db`` (so field conversion is Django's). SQLite has no row locks: its IMMEDIATE transaction
     already holds the database's write lock."""
-    return _lock_rows(organisation_id, sorted(wanted), by_id=False)
+    shared = {identity for identity, key in wanted.items() if is_shared(key.owner_type, key.may_go_negative)}
+    balances = _lock_rows(
+        organisation_id,
+        sorted(set(wanted) - shared),
+        by_id=False,
+        unlocked=sorted(shared),
+    )
+    if any(balance.account.shared != (_identity(balance.account) in shared) for balance in balances):
+        return _lock_rows(organisation_id, sorted(wanted), by_id=False)
+    return balances
 
 
-_LOCK_SQL: dict[tuple[str, int, bool], str] = {}
+_LOCK_SQL: dict[tuple[str, int, bool, int], str] = {}
 _IDENTITY_COLUMNS = ("owner_type", "owner_id", "asset", "kind")
 
 
-def _lock_sql(count: int, *, by_id: bool) -> str:
+def _lock_sql(count: int, *, by_id: bool, unlocked: int = 0) -> str:
     """The lock statement for ``count`` wanted accounts, built once per shape; its parameters are the wanted
-    rows' values, then the organisation (``_lock_rows``).
+    rows' values, then the organisation (``_lock_rows``). With ``unlocked``, that many more accounts (shared
+    ones) are read in the same statement without locking their balance rows; their rows' values and the
+    organisation come after. SQLite locks nothing row by row, so there they are simply more wanted rows.
 
     Each wanted identity must be one look-up in the account table's unique (organisation, owner, asset,
     kind) index. PostgreSQL does that for an ``OR`` of identities (a BitmapOr of index scans); SQLite's
     planner scanned every account of the organisation for it (0.4 ms at 2,000 accounts, growing with the
     chain), so there the identities are a ``VALUES`` list that drives the join (SQLite's ``CROSS JOIN`` keeps
     the written order). PostgreSQL, given that list, hashed the whole balance table instead."""
-    key = (connection.vendor, count, by_id)
+    key = (connection.vendor, count, by_id, unlocked)
     sql = _LOCK_SQL.get(key)
     if sql is not None:
+        return sql
+    if unlocked and connection.vendor == "sqlite":
+        sql = _LOCK_SQL[key] = _lock_sql(count + unlocked, by_id=by_id)
         return sql
     qn = connection.ops.quote_name
     account_table, balance_table = qn(Account._meta.db_table), qn(Balance._meta.db_table)
@@ -1065,22 +1179,45 @@ def _lock_sql(count: int, *, by_id: bool) -> str:
         )
     if connection.features.has_select_for_update:
         sql += " FOR UPDATE OF b" if connection.features.has_select_for_update_of else " FOR UPDATE"
+    if unlocked:
+        # The shared accounts from the account table alone, so no balance row of theirs is locked; their
+        # balance columns are placeholders (nothing reads a shared account's locked balance).
+        one = "(" + " AND ".join(f"a.{c} = %s" for c in wanted) + ")"
+        account_columns = ", ".join(f"a.{qn(c)}" for c in _ACCOUNT_FIELDS)
+        shared_sql = (
+            f"SELECT {account_columns}, a.{qn('id')}, 0, a.{qn('may_go_negative')}, 0 FROM {account_table} a "  # noqa: S608
+            f"WHERE ({' OR '.join([one] * unlocked)}) AND {organisation}"
+        )
+        sql = f"WITH l AS ({sql}) SELECT * FROM l UNION ALL {shared_sql}" if count else shared_sql  # noqa: S608
     _LOCK_SQL[key] = sql
     return sql
 
 
-def _lock_rows(organisation_id: int, wanted: list[tuple[Any, ...]], *, by_id: bool) -> list[Balance]:
+def _lock_rows(
+    organisation_id: int, wanted: list[tuple[Any, ...]], *, by_id: bool, unlocked: Sequence[tuple[Any, ...]] = ()
+) -> list[Balance]:
     """``SELECT … FOR UPDATE`` of the balance rows (with their accounts) of the ``wanted`` rows — identities,
-    each led by its account id when ``by_id`` — in account order."""
+    each led by its account id when ``by_id`` — in account order; and the ``unlocked`` rows' accounts read in
+    the same statement without a lock (their balances are placeholders)."""
     params: list[Any] = [value for row in wanted for value in row]
-    params.append(organisation_id)
+    if unlocked and connection.vendor == "sqlite":  # one VALUES list of all, then the organisation
+        params += [value for row in unlocked for value in row]
+        params.append(organisation_id)
+    else:
+        if wanted:
+            params.append(organisation_id)
+        if unlocked:
+            params += [value for row in unlocked for value in row]
+            params.append(organisation_id)
     balances = []
     with hot_cursor(connection, len(params)) as cursor:
-        cursor.execute(_lock_sql(len(wanted), by_id=by_id), params)
+        cursor.execute(_lock_sql(len(wanted), by_id=by_id, unlocked=len(unlocked)), params)
         for row in cursor.fetchall():
-            pk, org_id, owner_type, owner_id, asset, kind, flag, _, amount, balance_flag, version = row
+            pk, org_id, owner_type, owner_id, asset, kind, flag, shared, _, amount, balance_flag, version = row
             account = Account.from_db(
-                connection.alias, _ACCOUNT_FIELDS, (pk, org_id, owner_type, owner_id, asset, kind, bool(flag))
+                connection.alias,
+                _ACCOUNT_FIELDS,
+                (pk, org_id, owner_type, owner_id, asset, kind, bool(flag), bool(shared)),
             )
             balance = Balance.from_db(connection.alias, _BALANCE_FIELDS, (pk, amount, bool(balance_flag), version))
             balance.account = account  # the related object, as select_related would set it

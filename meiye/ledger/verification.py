@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from django.db.models import F, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from meiye.ledger.models import Account, Balance, Entry, Journal
+from meiye.ledger.models import Account, Balance, BalanceDelta, Entry, Journal
+from meiye.ledger.selectors import pending_deltas
 
 
 @dataclass
@@ -49,16 +50,29 @@ def ledger_report() -> LedgerReport:
         .annotate(total=Sum("amount"))
         .values("total")
     )
+    # A shared account's balance is its row plus its pending deltas (ADR 0009); others have no deltas.
     drifted = (
-        Balance.objects.annotate(entries_total=Coalesce(Subquery(entry_sum, output_field=IntegerField()), Value(0)))
-        .exclude(amount=F("entries_total"))
-        .values_list("account_id", "amount", "entries_total")
+        Balance.objects.annotate(
+            entries_total=Coalesce(Subquery(entry_sum, output_field=IntegerField()), Value(0)),
+            current=F("amount") + pending_deltas("account_id"),
+        )
+        .exclude(current=F("entries_total"))
+        .values_list("account_id", "current", "entries_total")
         .order_by("account_id")
     )
     for account_id, amount, total in drifted:
         problems.append(
             f"account {account_id}: balance {amount} but entries sum to {total} (drift {amount - total:+d})"
         )
+    for account_id in (
+        BalanceDelta.objects.filter(account__shared=False)
+        .values_list("account_id", flat=True)
+        .distinct()
+        .order_by("account_id")
+    ):
+        problems.append(f"account {account_id}: balance deltas on an account that is not shared")
+    for account_id in Account.objects.filter(shared=True, may_go_negative=False).values_list("pk", flat=True):
+        problems.append(f"account {account_id}: shared but may not go negative")
     for account_id in (
         Balance.objects.exclude(may_go_negative=F("account__may_go_negative"))
         .values_list("account_id", flat=True)

@@ -7,7 +7,7 @@ from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db.models import Sum
+from django.db.models import F
 
 from meiye.cards.liability import liability_csv_rows, prepaid_liability
 from meiye.catalog.services import category_save, item_save
@@ -15,6 +15,7 @@ from meiye.core.errors import NotFound, PermissionDenied
 from meiye.core.money import Money
 from meiye.giftcards.services import gift_card_sell
 from meiye.ledger.models import Balance
+from meiye.ledger.selectors import pending_deltas
 from meiye.packages.models import MemberPackageItem
 from meiye.packages.services import (
     ProductItemInput,
@@ -48,7 +49,8 @@ class _Line:
 def _ledger(owner_type: str, kinds: tuple[str, ...], asset: str | None = "CNY") -> int:
     qs = Balance.objects.filter(account__owner_type=owner_type, account__kind__in=kinds)
     qs = qs.filter(account__asset=asset) if asset else qs.filter(account__asset__startswith="SES:")
-    return int(qs.aggregate(total=Sum("amount"))["total"] or 0)
+    # a shared account's balance is its row plus its pending deltas (ADR 0009)
+    return sum(qs.annotate(current=F("amount") + pending_deltas("account_id")).values_list("current", flat=True))
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import connection
 
-from meiye.ledger.models import Balance, Entry, Journal
+from meiye.ledger.models import Balance, BalanceDelta, Entry, Journal
 
 ORG = 1
 OTHER_ORG = 2
@@ -31,4 +31,5 @@ def ledger_state() -> dict[str, Any]:
         "entries": Entry.objects.count(),
         "balances": dict(Balance.objects.values_list("account_id", "amount")),
         "versions": dict(Balance.objects.values_list("account_id", "version")),
+        "deltas": sorted(BalanceDelta.objects.values_list("account_id", "amount")),
     }

@@ -10,7 +10,8 @@ import pytest
 
 from meiye.audit.models import AuditLog
 from meiye.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
-from meiye.ledger.models import Balance, Entry, Journal
+from meiye.ledger.models import Account, Entry, Journal
+from meiye.ledger.selectors import balance_of
 from meiye.ledger.verification import verify_ledger
 from meiye.loyalty.models import PointsLot
 from meiye.loyalty.selectors import points_balance
@@ -58,14 +59,8 @@ def state(member, item: MallItem | None = None) -> dict[str, Any]:
 
 
 def org_stock(item: MallItem, kind: str) -> int:
-    return (
-        Balance.objects.filter(
-            account__owner_type="organisation", account__asset=stock_asset(item.pk), account__kind=kind
-        )
-        .values_list("amount", flat=True)
-        .first()
-        or 0
-    )
+    account = Account.objects.filter(owner_type="organisation", asset=stock_asset(item.pk), kind=kind).first()
+    return balance_of(account) if account is not None else 0
 
 
 # --- S-07 --------------------------------------------------------------------------------------------------------
@@ -346,8 +341,8 @@ def test_points_plus_cash_records_the_tender_and_posts_the_cash(cashier, boss, m
     assert mall_item_stock(upgrade) is None
     cash = {e.account.kind: e.amount for e in redemption.cash_journal.entries.select_related("account")}
     assert cash == {"tender_wechat": -5_000, "revenue": 5_000}
-    assert Balance.objects.get(account=store_account(store=store1, kind="tender_wechat")).amount == -5_000
-    assert Balance.objects.get(account=store_account(store=store1, kind="revenue")).amount == 5_000
+    assert balance_of(store_account(store=store1, kind="tender_wechat")) == -5_000
+    assert balance_of(store_account(store=store1, kind="revenue")) == 5_000
 
 
 def test_rejected_points_plus_cash_gives_the_cash_back(cashier, boss, member, earn, make_item, keys, store1):
@@ -359,8 +354,8 @@ def test_rejected_points_plus_cash_gives_the_cash_back(cashier, boss, member, ea
     mall_redemption_reject(actor=boss, redemption=pending, reason="顾客取消")
 
     assert points_balance(member) == 20_000
-    assert Balance.objects.get(account=store_account(store=store1, kind="tender_cash")).amount == 0
-    assert Balance.objects.get(account=store_account(store=store1, kind="revenue")).amount == 0
+    assert balance_of(store_account(store=store1, kind="tender_cash")) == 0
+    assert balance_of(store_account(store=store1, kind="revenue")) == 0
     assert Journal.objects.filter(code="mall.cash.reversal").count() == 1
 
 
