@@ -71,8 +71,9 @@ def prepare(env: dict[str, str], members: int) -> dict:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], port: int, writes: int, rows: int, workers: int) -> None:
+    def __init__(self, env: dict[str, str], port: int, writes: int, rows: int, workers: int, threads: int) -> None:
         self.port = port
+        (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)  # a PostgreSQL-only run has made no SQLite file
         log = open(ROOT / "var" / "bench" / f"gunicorn-{port}.log", "w")  # noqa: SIM115 - closed in stop()
         self.log = log
         self.proc = subprocess.Popen(
@@ -88,7 +89,7 @@ class Server:
                 "-k",
                 "gthread",
                 "--threads",
-                "4",
+                str(threads),
                 "--timeout",
                 "60",
                 "--log-level",
@@ -178,6 +179,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=150)
     parser.add_argument("--open-seconds", type=int, default=60)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--quick", action="store_true", help="10k members, 8 s runs, 15 s open loop")
     args = parser.parse_args()
     if args.quick:
@@ -201,7 +203,7 @@ def main() -> None:
                 flush=True,
             )
             port += 1
-            server = Server(env, port, info["checkout_writes"], info["checkout_rows"], args.workers)
+            server = Server(env, port, info["checkout_writes"], info["checkout_rows"], args.workers, args.threads)
             try:
                 results = scenario(info, port, args, backend, members == sizes[-1])
             finally:

@@ -35,6 +35,7 @@ lock); the services called afterwards only meet rows already held. Points lots c
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -571,7 +572,9 @@ def bill_checkout(
                 version_known=True,
                 promotions_version=config.promotions_version,
             )
-            bill = _insert_bill(actor, store, checked_member, key=key, request_hash=request_hash, lines=built)
+            bill = _insert_bill(
+                actor, store, checked_member, key=key, request_hash=request_hash, lines=built, numbered=False
+            )
             # The lines are written by _complete, once their earnings are known (one INSERT).
             _complete(actor, bill, built, tenders, key, config)
     except IntegrityError:
@@ -711,7 +714,6 @@ def _complete(
             staff_id=_staff_id(actor),
             store_id=store.pk,
             idempotency_key=_derived_key(key, "cny"),
-            memo=bill.number,
             **reference,
         )
 
@@ -811,9 +813,9 @@ def _complete(
         )
 
     # 5. The bill's own rows.
-    if lines[0].pk is None:
+    new_lines = lines[0].pk is None
+    if new_lines:
         lines = insert_rows(lines)
-        _audit_manual_price(actor, bill, lines)
     else:  # saved while the bill was open: the offers may have re-priced them, and they earned
         BillLine.objects.bulk_update(
             lines,
@@ -888,7 +890,13 @@ def _complete(
         charge = (sv_plan.amount_fen, sv_balance_after) if sv_plan is not None else None
         bill_id = bill.pk
         transaction.on_commit(lambda: bill_notify_member(bill_id, charge))
-    update_row(bill, COMPLETION_FIELDS)
+    if bill.number.startswith(PROVISIONAL_NUMBER):  # numbered last (_insert_bill)
+        bill.number = _next_number(store)
+        update_row(bill, (*COMPLETION_FIELDS, "number"))
+    else:
+        update_row(bill, COMPLETION_FIELDS)
+    if new_lines:
+        _audit_manual_price(actor, bill, lines)  # after the number: the audit shows it
     audit_record(
         actor=actor,
         action="sales.bill_complete",
@@ -904,6 +912,8 @@ def _complete(
     )
 
 
+# The prefix of a bill's number until ``_complete`` numbers it (never seen outside the transaction).
+PROVISIONAL_NUMBER = "~"
 COMPLETION_FIELDS = (
     "list_total_fen",
     "payable_total_fen",
@@ -1936,13 +1946,18 @@ def _insert_bill(
     key: str | None,
     request_hash: str,
     lines: Sequence[BillLine] = (),
+    numbered: bool = True,
 ) -> Bill:
-    """Insert the bill (numbered, with the totals of ``lines``) and point the lines at it."""
+    """Insert the bill (numbered, with the totals of ``lines``) and point the lines at it.
+
+    ``numbered=False`` (the one-shot checkout): the bill gets a provisional number and ``_complete`` takes the
+    store's next number as its last write, so the store's sequence row — which every bill of the store waits
+    for, until COMMIT, to keep numbers gapless — is held only for the end of the transaction."""
     bill = Bill(
         organisation=actor.organisation,
         store=store,
         member=member,
-        number=_next_number(store),
+        number=_next_number(store) if numbered else f"{PROVISIONAL_NUMBER}{uuid.uuid4().hex}",
         created_by=actor.staff,
         member_snapshot=_member_snapshot(member),
         idempotency_key=key,

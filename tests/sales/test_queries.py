@@ -13,9 +13,10 @@ from meiye.sales.services import LineInput, TenderInput, bill_checkout
 # (15 since the member's visible stores became a subquery of her read): the replay check of the bill's key;
 # the store with its checkout rules (sales settings, spend order, points lifetime); the member (member_get,
 # scoped by her visible stores in the same query); the items with their store prices and earning
-# rates; the bill number (UPDATE … RETURNING); the bill; every balance row the bill posts to, locked in one
-# statement; the journals (one INSERT), their entries (one INSERT), the balances (one UPDATE); the points lot;
-# the lines; the tenders; the bill's completion; the audit row. Tiers add at most 2: the member's tier with the
+# rates; the bill; every balance row the bill posts to, locked in one statement (the shared counter-accounts
+# read, not locked, ADR 0009); the journals (one INSERT), their entries (one INSERT), the balances (one
+# UPDATE) and on PostgreSQL the shared accounts' balance deltas (one INSERT); the points lot; the lines; the
+# tenders; the bill number (UPDATE … RETURNING, taken last); the bill's completion; the audit row. Tiers add at most 2: the member's tier with the
 # ladder (``loyalty.tiers.member_tier_info``, read once per checkout) and, after the growth is posted, the
 # ladder with her earned tier and 12-month growth (``tier_after_bill``; it writes only on an upgrade).
 # Stored value adds none: the member is read before the transaction with her card's status, whether she has a
