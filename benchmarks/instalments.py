@@ -112,6 +112,7 @@ def build(args: argparse.Namespace) -> int:
     from django.db import connection, transaction
 
     from meiye.ledger.models import Account, Balance, Entry, Journal
+    from meiye.ledger.services import is_shared
     from meiye.members.models import Member
     from meiye.org.models import Organisation, Store
     from meiye.wallet.models import BonusInstalment, Recharge
@@ -140,6 +141,7 @@ def build(args: argparse.Namespace) -> int:
                 asset="CNY",
                 kind=kind,
                 may_go_negative=True,
+                shared=is_shared("store", True),  # as account_get_or_create would create it (ADR 0009)
             )
             for kind in ("bonus_issued", "tender_wechat")
         )

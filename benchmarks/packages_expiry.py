@@ -85,7 +85,7 @@ def build_and_run(args: argparse.Namespace) -> None:
     from meiye.catalog.services import category_save, item_save
     from meiye.core.money import Money
     from meiye.ledger.models import Account, Balance
-    from meiye.ledger.services import Leg, LockedAccounts, Posting, journals_post
+    from meiye.ledger.services import Leg, LockedAccounts, Posting, is_shared, journals_post
     from meiye.members.services import MemberInput, member_create
     from meiye.org.context import Actor
     from meiye.org.models import Organisation, Store
@@ -169,6 +169,7 @@ def build_and_run(args: argparse.Namespace) -> None:
                         asset=f"SES:{item.pk}",
                         kind=kind,
                         may_go_negative=negative,
+                        shared=is_shared(owner_type, negative),  # as account_get_or_create would (ADR 0009)
                     )
                     for item in items
                     for owner_type, owner_id, kind, negative in (

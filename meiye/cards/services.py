@@ -155,7 +155,7 @@ def card_issue(
         first = _card_replay(actor, key, request)
         if first is not None:
             return first
-        Member.objects.select_for_update().filter(pk=member.pk).first()
+        Member.objects.select_for_update(no_key=True).filter(pk=member.pk).first()
         live = member_live_card(member)
         if live is not None:
             raise Conflict(
@@ -620,7 +620,7 @@ def cards_import(actor: Actor, csv_text: str, dry_run: bool = True) -> CardImpor
         for row in parsed:
             card = made.get(row.member_id)
             if card is None:
-                member = Member.objects.select_for_update().get(pk=row.member_id)
+                member = Member.objects.select_for_update(no_key=True).get(pk=row.member_id)
                 card = member_live_card(member)
                 if card is None:
                     product = CardProduct.objects.filter(

@@ -1120,9 +1120,9 @@ def _lock_by_identity(organisation_id: int, wanted: Mapping[tuple[str, int, str,
     accounts the rule calls shared are read in the same statement without a lock. Should a row not be what
     the rule said (an account created under another rule), all the rows are locked instead.
 
-    Hand-written SQL for the same reason as ``_update_balances``; the rows become model instances through
-    ``from_db`` (so field conversion is Django's). SQLite has no row locks: its IMMEDIATE transaction
-    already holds the database's write lock."""
+    Hand-written SQL for the same reason as ``_update_balances``; the rows become model instances by
+    ``_instance`` (no ``__init__``: a checkout builds sixteen of them). SQLite has no row locks: its IMMEDIATE
+    transaction already holds the database's write lock."""
     shared = {identity for identity, key in wanted.items() if is_shared(key.owner_type, key.may_go_negative)}
     balances = _lock_rows(
         organisation_id,
@@ -1210,16 +1210,18 @@ def _lock_rows(
             params += [value for row in unlocked for value in row]
             params.append(organisation_id)
     balances = []
+    alias = connection.alias
     with hot_cursor(connection, len(params)) as cursor:
         cursor.execute(_lock_sql(len(wanted), by_id=by_id, unlocked=len(unlocked)), params)
         for row in cursor.fetchall():
             pk, org_id, owner_type, owner_id, asset, kind, flag, shared, _, amount, balance_flag, version = row
-            account = Account.from_db(
-                connection.alias,
+            account = _instance(
+                Account,
                 _ACCOUNT_FIELDS,
                 (pk, org_id, owner_type, owner_id, asset, kind, bool(flag), bool(shared)),
+                alias,
             )
-            balance = Balance.from_db(connection.alias, _BALANCE_FIELDS, (pk, amount, bool(balance_flag), version))
+            balance = _instance(Balance, _BALANCE_FIELDS, (pk, amount, bool(balance_flag), version), alias)
             balance.account = account  # the related object, as select_related would set it
             balances.append(balance)
     return balances

@@ -353,7 +353,7 @@ def checkin_record(*, actor: Actor, member: Member, on: date) -> CheckIn:
         raise ValidationFailed("checkin.member_inactive", zh="会员不是正常状态。", en="The member is not active.")
     config = rules_config(member.organisation_id)
     with transaction.atomic():
-        Member.objects.select_for_update().filter(pk=member.pk).values_list("pk", flat=True).get()
+        Member.objects.select_for_update(no_key=True).filter(pk=member.pk).values_list("pk", flat=True).get()
         first = CheckIn.objects.filter(member=member, on=on).first()
         if first is not None:
             return first
@@ -583,7 +583,7 @@ def rewards_after_bill(
         return
     config = rules_config(member.organisation_id)
     # Her row is locked first, so two checkouts of the same referred member decide the reward one at a time.
-    Member.objects.select_for_update().filter(pk=member.pk).values_list("pk").first()
+    Member.objects.select_for_update(no_key=True).filter(pk=member.pk).values_list("pk").first()
     reward = ReferralReward.objects.filter(referee_id=member.pk).first()
     not_awarded = reward is None or (reward.bill_id is None and reward.reversed_on is None)
     if not_awarded and services_fen > 0 and (config.referral_referrer_points or config.referral_referee_points):

@@ -278,7 +278,9 @@ def tier_grant(*, actor: Actor, member: Member, tier: Tier, until: date, reason:
             field="until",
         )
     with transaction.atomic():
-        status = Member.objects.select_for_update().filter(pk=member.pk).values_list("status", flat=True).first()
+        status = (
+            Member.objects.select_for_update(no_key=True).filter(pk=member.pk).values_list("status", flat=True).first()
+        )
         if status != MemberStatus.ACTIVE:
             raise Conflict(
                 "member.inactive",

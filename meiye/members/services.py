@@ -282,7 +282,7 @@ def member_update(*, actor: Actor, member: Member, data: MemberInput) -> Member:
         raise ValidationFailed("member.erased", zh="该会员已注销，不能修改。", en="This member was erased.")
     try:
         with transaction.atomic():
-            locked = Member.objects.select_for_update().get(pk=member.pk)
+            locked = Member.objects.select_for_update(no_key=True).get(pk=member.pk)
             changed = _apply(actor, locked, data, creating=False)
             if "phone" in changed:
                 other = (
@@ -537,7 +537,9 @@ def member_merge(*, actor: Actor, survivor: Member, merged: Member) -> Member:
         raise ValidationFailed("member.erased", zh="已注销的会员不能合并。", en="An erased member cannot be merged.")
     with transaction.atomic():
         first, second = sorted([survivor.pk, merged.pk])
-        locked = {m.pk: m for m in Member.objects.select_for_update().filter(pk__in=[first, second]).order_by("pk")}
+        locked = {
+            m.pk: m for m in Member.objects.select_for_update(no_key=True).filter(pk__in=[first, second]).order_by("pk")
+        }
         survivor, merged = locked[survivor.pk], locked[merged.pk]
         moved: dict[str, Any] = {}
         survivor.tags.add(*merged.tags.all())
@@ -654,7 +656,7 @@ def member_erase(*, actor: Actor, member: Member, reason: str) -> ErasureRecord:
     if member.status == MemberStatus.ERASED:
         raise ValidationFailed("member.erased", zh="该会员已注销。", en="This member was already erased.")
     with transaction.atomic():
-        member = Member.objects.select_for_update().get(pk=member.pk)
+        member = Member.objects.select_for_update(no_key=True).get(pk=member.pk)
         fields = {cf.key: cf for cf in CustomField.objects.filter(organisation=member.organisation)}
         erased, kept = _anonymise(member, fields)
         member.status = MemberStatus.ERASED
@@ -689,7 +691,7 @@ def _merged_into(member: Member) -> list[Member]:
     found: list[Member] = []
     frontier = [member.pk]
     while frontier:
-        batch = list(Member.objects.select_for_update().filter(merged_into_id__in=frontier).order_by("pk"))
+        batch = list(Member.objects.select_for_update(no_key=True).filter(merged_into_id__in=frontier).order_by("pk"))
         found.extend(batch)
         frontier = [m.pk for m in batch]
     return found

@@ -182,7 +182,7 @@ def coupon_issue(
         )
     try:
         with transaction.atomic():
-            Member.objects.select_for_update().filter(pk=member.pk).values_list(
+            Member.objects.select_for_update(no_key=True).filter(pk=member.pk).values_list(
                 "pk"
             ).first()  # one limit check at a time
             if template.per_member_limit:

@@ -242,7 +242,10 @@ def bill_open(*, actor: Actor, member: Member | None = None) -> Bill:
     with transaction.atomic():
         store = _checkout_store(actor)
         member = _checkout_member(actor, member)
-        return _insert_bill(actor, store, member, key=None, request_hash="")
+        bill = _insert_bill(actor, store, member, key=None, request_hash="", numbered=False)
+        bill.number = _next_number(store)  # the sequence is every transaction's last lock (see _insert_bill)
+        update_row(bill, ["number"])
+        return bill
 
 
 def bill_add_line(
@@ -1903,7 +1906,9 @@ def _lock_live_member(bill: Bill) -> None:
     rows before moving any balance), so the two cannot deadlock on balance rows."""
     if bill.member_id is None:
         return
-    status = Member.objects.select_for_update().filter(pk=bill.member_id).values_list("status", flat=True).first()
+    status = (
+        Member.objects.select_for_update(no_key=True).filter(pk=bill.member_id).values_list("status", flat=True).first()
+    )
     if status != MemberStatus.ACTIVE:
         raise Conflict(
             "sales.member_inactive",
@@ -1950,9 +1955,12 @@ def _insert_bill(
 ) -> Bill:
     """Insert the bill (numbered, with the totals of ``lines``) and point the lines at it.
 
-    ``numbered=False`` (the one-shot checkout): the bill gets a provisional number and ``_complete`` takes the
-    store's next number as its last write, so the store's sequence row — which every bill of the store waits
-    for, until COMMIT, to keep numbers gapless — is held only for the end of the transaction."""
+    ``numbered=False``: the bill gets a provisional number and the caller takes the store's next number as its
+    last write (``bill_open`` at once, the one-shot checkout in ``_complete``), so the store's sequence row —
+    which every bill of the store waits for, until COMMIT, to keep numbers gapless — is held only for the end
+    of the transaction. It must be every transaction's LAST lock: the checkout locks the member's row
+    (``FOR UPDATE``, rewards and tiers) before it, and a bill's insert takes ``FOR KEY SHARE`` on that row, so
+    a transaction holding the sequence while inserting a bill would deadlock with it."""
     bill = Bill(
         organisation=actor.organisation,
         store=store,

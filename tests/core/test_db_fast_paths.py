@@ -148,6 +148,22 @@ def test_insert_rows_encrypts_personal_data_as_the_orm_does(org, store1):
     assert "13800138000" not in str(raw)
 
 
+def test_only_values_a_field_would_pass_unchanged_skip_its_preparation(org, store1, receptionist):
+    from meiye.core.db.fastwrite import _plain_type, _prepared
+    from meiye.ledger.models import Entry, Journal
+
+    assert (_plain_type(Entry._meta.get_field("amount")), _plain_type(Entry._meta.get_field("account"))) == (int, int)
+    assert _plain_type(Journal._meta.get_field("code")) is str
+    assert _plain_type(Journal._meta.get_field("created_at")) is None  # time zones
+    assert _plain_type(Member._meta.get_field("phone")) is None  # a TextField subclass: encrypted
+    assert _plain_type(AuditLog._meta.get_field("detail")) is None  # JSON
+
+    # a value of another type still goes through the field: a bool in an integer column is written as 1
+    amount = Entry._meta.get_field("amount")
+    assert _prepared([amount], Entry(amount=True), [int], connection, add=True) == [1]
+    assert _prepared([amount], Entry(amount=7), [int], connection, add=True) == [7]
+
+
 def test_insert_rows_refuses_rows_that_already_have_a_key(org, store1, receptionist):
     row = AuditLog(organisation=org, action="t.x")
     insert_rows([row])

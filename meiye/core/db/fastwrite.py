@@ -12,6 +12,12 @@ them (``bulk_create`` skips both as well).
   ``bulk_create`` splits them); a value that is an expression falls back to ``bulk_create``.
 - ``update_row(obj, fields)``: ``save(update_fields=fields)`` for a row known to exist.
 - ``insert_values(model, columns, rows)``: rows of plain values, no instances (a journal's entries).
+
+A value whose field would hand it to the database unchanged — an ``int`` in an integer field or a foreign key
+to an integer key, a ``str`` in a ``CharField`` or ``TextField``, a ``bool`` in a ``BooleanField``, ``None``
+where the column allows it; exactly these classes, not their subclasses (encrypted fields are subclasses) —
+skips the field's ``get_db_prep_save``: a checkout writes some 170 values, and the calls cost more than the
+statements' parameters.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import models as m
 from django.db.models import Field, Model
 
 from meiye.core.db.cursors import hot_cursor
@@ -42,6 +49,53 @@ def _insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
     return [f for f in model._meta.concrete_fields if not (f.primary_key and getattr(f, "db_returning", False))]
 
 
+_INTEGER_FIELDS = (
+    m.IntegerField,
+    m.BigIntegerField,
+    m.SmallIntegerField,
+    m.PositiveIntegerField,
+    m.PositiveBigIntegerField,
+    m.PositiveSmallIntegerField,
+    m.AutoField,
+    m.BigAutoField,
+)
+
+
+def _plain_type(field: Field[Any, Any]) -> type | None:
+    """The one Python type whose values ``field`` passes to the database unchanged, or None (see above)."""
+    kind = type(field)
+    if kind is m.ForeignKey:
+        return _plain_type(field.target_field)  # type: ignore[attr-defined]
+    if kind in _INTEGER_FIELDS:
+        return int
+    if kind in (m.CharField, m.TextField):
+        return str
+    if kind is m.BooleanField:
+        return bool
+    return None
+
+
+def _prepared(
+    fields: Sequence[Field[Any, Any]], obj: Model, plain: Sequence[type | None], connection: Any, *, add: bool
+) -> list[Any]:
+    """The values of ``obj`` for ``fields`` as Django's compiler prepares them (``pre_save`` then
+    ``get_db_prep_save``, skipped for plain values); raises ``_Expression`` for an expression."""
+    values = []
+    for f, kind in zip(fields, plain, strict=True):
+        value = f.pre_save(obj, add)
+        if kind is not None and (type(value) is kind or (value is None and f.null)):
+            values.append(value)
+            continue
+        if hasattr(value, "resolve_expression"):
+            raise _Expression
+        values.append(f.get_db_prep_save(value, connection=connection))
+    return values
+
+
+class _Expression(Exception):
+    """A value is an expression: the caller lets Django compile the write."""
+
+
 def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
     """INSERT ``objs`` (one model, no primary key yet) in one statement; returns them with their keys."""
     if not objs:
@@ -51,18 +105,15 @@ def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
         raise ValueError("insert_rows: new rows of one model only")
     connection = connections[using]
     cache = _cache(connection)
-    fields = cache.get(model)
-    if fields is None:
-        fields = cache[model] = _insert_fields(model)
-    rows: list[list[Any]] = []
-    for obj in objs:
-        values = []
-        for f in fields:
-            value = f.pre_save(obj, True)
-            if hasattr(value, "resolve_expression"):
-                return model._default_manager.using(using).bulk_create(objs)  # an expression: Django compiles it
-            values.append(f.get_db_prep_save(value, connection=connection))
-        rows.append(values)
+    found = cache.get(model)
+    if found is None:
+        fields = _insert_fields(model)
+        found = cache[model] = (fields, [_plain_type(f) for f in fields])
+    fields, plain = found
+    try:
+        rows = [_prepared(fields, obj, plain, connection, add=True) for obj in objs]
+    except _Expression:
+        return model._default_manager.using(using).bulk_create(objs)  # an expression: Django compiles it
     ids = _insert_chunks(connection, fields, rows, lambda n: _insert_sql(connection, cache, model, fields, n))
     pk_field = model._meta.pk
     converters = connection.ops.get_db_converters(pk_field.get_col(model._meta.db_table))
@@ -155,15 +206,13 @@ def update_row(obj: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALI
         qn = connection.ops.quote_name
         assignments = ", ".join(f"{qn(f.column)} = %s" for f in concrete)
         sql = f"UPDATE {qn(opts.db_table)} SET {assignments} WHERE {qn(str(opts.pk.column))} = %s"  # noqa: S608
-        found = cache[key] = (sql, concrete)
-    sql, concrete = found
-    params = []
-    for f in concrete:
-        value = f.pre_save(obj, False)
-        if hasattr(value, "resolve_expression"):
-            obj.save(update_fields=list(fields), using=using)
-            return
-        params.append(f.get_db_prep_save(value, connection=connection))
+        found = cache[key] = (sql, concrete, [_plain_type(f) for f in concrete])
+    sql, concrete, plain = found
+    try:
+        params = _prepared(concrete, obj, plain, connection, add=False)
+    except _Expression:
+        obj.save(update_fields=list(fields), using=using)
+        return
     params.append(obj.pk)
     with hot_cursor(connection, len(params)) as cursor:
         cursor.execute(sql, params)

@@ -16,6 +16,16 @@ def mark_shared(apps, schema_editor):
     Account.objects.filter(owner_type__in=SHARED_OWNER_TYPES, may_go_negative=True).update(shared=True)
 
 
+def fold_deltas(apps, schema_editor):
+    """Backwards: add the pending deltas to their balance rows before the table goes (nothing is lost)."""
+    Balance = apps.get_model("ledger", "Balance")
+    BalanceDelta = apps.get_model("ledger", "BalanceDelta")
+    totals = BalanceDelta.objects.values("account_id").annotate(total=models.Sum("amount")).order_by("account_id")
+    for row in totals:
+        Balance.objects.filter(account_id=row["account_id"]).update(amount=models.F("amount") + row["total"])
+    BalanceDelta.objects.all().delete()
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0002_append_only_and_balanced_journals"),
@@ -57,4 +67,5 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
+        migrations.RunPython(migrations.RunPython.noop, fold_deltas),
     ]
