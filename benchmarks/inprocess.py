@@ -118,7 +118,7 @@ def _measure(call: Callable[[int], None], n: int, backend_pid: int | None, *, pr
     if backend_pid:
         figures["db_cpu_ms"] = (_process_cpu(backend_pid) - db_before) / n * 1000
     if profiler:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+        pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("BENCH_PROFILE_LINES", "40")))
     return figures
 
 
