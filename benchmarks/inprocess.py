@@ -9,6 +9,9 @@ asserted. Each run adds N bills to the benchmark database.
 
     python benchmarks/inprocess.py --backend sqlite --n 300
     python benchmarks/inprocess.py --backend postgresql --n 300 --profile   (cProfile of the checkouts)
+
+The profile is sorted by ``BENCH_PROFILE_SORT`` (default ``tottime``; ``cumulative`` shows where the time goes
+from the view down) and prints ``BENCH_PROFILE_LINES`` lines (default 40).
 """
 
 from __future__ import annotations
@@ -118,7 +121,9 @@ def _measure(call: Callable[[int], None], n: int, backend_pid: int | None, *, pr
     if backend_pid:
         figures["db_cpu_ms"] = (_process_cpu(backend_pid) - db_before) / n * 1000
     if profiler:
-        pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("BENCH_PROFILE_LINES", "40")))
+        pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "tottime")).print_stats(
+            int(os.environ.get("BENCH_PROFILE_LINES", "40"))
+        )
     return figures
 
 

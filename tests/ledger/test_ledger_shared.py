@@ -4,8 +4,10 @@ the balance read through the ledger is the row plus the deltas, and the fold mov
 from __future__ import annotations
 
 import threading
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, connections, transaction
 
 from meiye.core.errors import ApplicationError
@@ -24,6 +26,7 @@ from meiye.ledger.services import (
     journals_post,
     journals_post_bulk,
 )
+from meiye.ledger.tasks import balances_fold_task
 from meiye.ledger.verification import verify_ledger
 from tests.ledger.support import ORG, fire_deferred_checks, ledger_state
 
@@ -218,3 +221,17 @@ def test_a_checkout_does_not_wait_for_a_held_shared_row(funded, monkeypatch):
     assert outcome == [0, 1]
     assert balance_of(revenue) == 2_000
     assert verify_ledger() == []
+
+
+def test_ledger_fold_command_and_task_fold_the_deltas(funded):
+    _, revenue = funded
+    _bulk_sales(STORE_REVENUE, 300)
+    out = StringIO()
+
+    call_command("ledger_fold", stdout=out)
+
+    assert "ledger_fold: 1 account(s) folded" in out.getvalue()
+    assert _row_and_deltas(revenue) == (300, [])
+    _bulk_sales(STORE_REVENUE, 200)
+    assert balances_fold_task.call_local() == 1  # the Huey job, every minute
+    assert _row_and_deltas(revenue) == (500, [])
