@@ -5,63 +5,20 @@ test stays as a guard for any later change of the ledger's lock order."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 
-from meiye.core.money import Money
 from meiye.loyalty.models import ReferralReward
 from meiye.loyalty.rules import rules_settings_save
 from meiye.loyalty.selectors import points_balance
 from meiye.sales import services as sales_services
-from meiye.sales.services import LineInput, TenderInput, bill_checkout, bill_refund
+from meiye.sales.services import LineInput, bill_checkout, bill_refund
 from tests.reference import reference_categories, reference_items
+from tests.review.support import WECHAT_600, at_once, wait_for_a_blocked_backend
 
-
-@pytest.fixture(autouse=True)
-def _fresh_rules_cache() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
-
-
-def _wait_for_a_blocked_backend(seconds: float = 5.0) -> None:
-    """Until another transaction waits on a lock (pg_locks is live, not a per-transaction snapshot)."""
-    deadline = time.monotonic() + seconds
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.02)
-
-
-def _at_once(**jobs: Callable[[], object]) -> dict[str, str]:
-    """Run each job in its own thread (named as its key), all at once: "completed" or the error, by key."""
-    outcomes: dict[str, str] = {}
-
-    def run(name: str, job: Callable[[], object]) -> None:
-        try:
-            job()
-            outcomes[name] = "completed"
-        except Exception as error:
-            outcomes[name] = repr(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=item, name=item[0]) for item in jobs.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return outcomes
-
-
-WECHAT_600 = [TenderInput(kind="wechat", amount=Money.parse("600.00"))]
+pytestmark = pytest.mark.usefixtures("fresh_rules_cache")
 
 
 @pytest.fixture
@@ -110,7 +67,7 @@ def test_a_referrers_checkout_and_the_refund_taking_her_referral_reward_back_do_
     def journals_post(**kwargs):  # type: ignore[no-untyped-def]
         if threading.current_thread().name == "checkout" and not a_holds_her_rows.is_set():
             a_holds_her_rows.set()
-            _wait_for_a_blocked_backend()  # the refund now waits on a row the checkout holds
+            wait_for_a_blocked_backend()  # the refund now waits on a row the checkout holds
         return real_journals_post(**kwargs)
 
     monkeypatch.setattr(sales_services, "journals_post", journals_post)
@@ -119,7 +76,7 @@ def test_a_referrers_checkout_and_the_refund_taking_her_referral_reward_back_do_
         a_holds_her_rows.wait(10)
         bill_refund(actor=store_manager, bill=referred, reason="不满意", idempotency_key="refund-b")
 
-    outcomes = _at_once(
+    outcomes = at_once(
         checkout=lambda: bill_checkout(
             actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="a-1"
         ),
@@ -156,7 +113,7 @@ def test_a_refund_locks_the_referrers_points_with_its_own_rows(monkeypatch, refe
     def lock_refund_accounts(*args, **kwargs):  # type: ignore[no-untyped-def]
         locked = real_lock(*args, **kwargs)
         refund_holds_its_rows.set()
-        _wait_for_a_blocked_backend()  # A's checkout now waits on a row the refund holds
+        wait_for_a_blocked_backend()  # A's checkout now waits on a row the refund holds
         return locked
 
     monkeypatch.setattr(sales_services, "_lock_refund_accounts", lock_refund_accounts)
@@ -167,7 +124,7 @@ def test_a_refund_locks_the_referrers_points_with_its_own_rows(monkeypatch, refe
             actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="a-1"
         )
 
-    outcomes = _at_once(
+    outcomes = at_once(
         refund=lambda: bill_refund(actor=store_manager, bill=referred, reason="不满意", idempotency_key="refund-b"),
         checkout=checkout_a,
     )

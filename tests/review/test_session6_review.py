@@ -3,60 +3,18 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 
-from meiye.core.money import Money
 from meiye.loyalty.rules import rules_settings_save
 from meiye.sales import services as sales_services
 from meiye.sales.models import Bill
-from meiye.sales.services import LineInput, TenderInput, bill_checkout, bill_open
+from meiye.sales.services import LineInput, bill_checkout, bill_open
 from tests.reference import reference_categories, reference_items
+from tests.review.support import WECHAT_600, at_once, wait_for_a_blocked_backend
 
-
-@pytest.fixture(autouse=True)
-def _fresh_rules_cache() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
-
-
-def _wait_for_a_blocked_backend(seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
-            if cursor.fetchone()[0]:
-                return True
-            time.sleep(0.02)
-    return False
-
-
-def _at_once(**jobs: Callable[[], object]) -> dict[str, str]:
-    outcomes: dict[str, str] = {}
-
-    def run(name: str, job: Callable[[], object]) -> None:
-        try:
-            job()
-            outcomes[name] = "completed"
-        except Exception as error:
-            outcomes[name] = repr(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=item, name=item[0]) for item in jobs.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return outcomes
-
-
-WECHAT_600 = [TenderInput(kind="wechat", amount=Money.parse("600.00"))]
+pytestmark = pytest.mark.usefixtures("fresh_rules_cache")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -87,7 +45,7 @@ def test_a_one_shot_checkout_of_a_referred_member_and_a_bill_opened_for_her_do_n
     def next_number(store):  # type: ignore[no-untyped-def]
         if threading.current_thread().name == "checkout" and not holds_member.is_set():
             holds_member.set()  # rewards_after_bill has locked B's row by now
-            _wait_for_a_blocked_backend()  # bill_open holds the sequence and waits for B's row
+            wait_for_a_blocked_backend()  # bill_open holds the sequence and waits for B's row
         return real_next_number(store)
 
     monkeypatch.setattr(sales_services, "_next_number", next_number)
@@ -96,7 +54,7 @@ def test_a_one_shot_checkout_of_a_referred_member_and_a_bill_opened_for_her_do_n
         assert holds_member.wait(10)
         bill_open(actor=cashier, member=b)
 
-    outcomes = _at_once(
+    outcomes = at_once(
         checkout=lambda: bill_checkout(
             actor=cashier, member=b, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="b-1"
         ),
