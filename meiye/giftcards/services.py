@@ -440,7 +440,7 @@ def gift_card_after_refund(*, actor: Actor, bill_id: int, amount_fen: int, card:
             rest -= part
             if not rest:
                 break
-        locked = GiftCard.objects.select_for_update().select_related("store").get(pk=card_id)
+        locked = GiftCard.objects.select_for_update(of=("self",)).select_related("store").get(pk=card_id)
         if locked.status != GiftCardStatus.VOID:
             if local_today(actor.store or locked.store) > locked.expires_on:
                 locked.status = GiftCardStatus.EXPIRED

@@ -1958,9 +1958,10 @@ def _insert_bill(
     ``numbered=False``: the bill gets a provisional number and the caller takes the store's next number as its
     last write (``bill_open`` at once, the one-shot checkout in ``_complete``), so the store's sequence row —
     which every bill of the store waits for, until COMMIT, to keep numbers gapless — is held only for the end
-    of the transaction. It must be every transaction's LAST lock: the checkout locks the member's row
-    (``FOR UPDATE``, rewards and tiers) before it, and a bill's insert takes ``FOR KEY SHARE`` on that row, so
-    a transaction holding the sequence while inserting a bill would deadlock with it."""
+    of the transaction. It must be every transaction's LAST lock, and the rows a bill references must not be
+    locked ``FOR UPDATE`` by anyone who may wait for it: the bill's foreign keys are checked at COMMIT (``FOR
+    KEY SHARE``), after the sequence is taken. So member rows used as locks are ``FOR NO KEY UPDATE``, and a
+    lock with ``select_related`` names its own table (``of=("self",)``), never a store's row."""
     bill = Bill(
         organisation=actor.organisation,
         store=store,
