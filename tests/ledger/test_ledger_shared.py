@@ -235,3 +235,37 @@ def test_ledger_fold_command_and_task_fold_the_deltas(funded):
     _bulk_sales(STORE_REVENUE, 200)
     assert balances_fold_task.call_local() == 1  # the Huey job, every minute
     assert _row_and_deltas(revenue) == (500, [])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_fold_skips_a_row_another_transaction_holds_and_never_waits(funded):
+    """PostgreSQL: the fold locks SKIP LOCKED; a held row keeps its deltas for the next run."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite has one writer)")
+    _, revenue = funded
+    _bulk_sales(STORE_REVENUE, 400)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Balance.objects.select_for_update().get(account=revenue)
+                held.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            assert balances_fold() == 0
+        assert _row_and_deltas(revenue) == (0, [400])
+    finally:
+        release.set()
+        holder.join()
+    assert balances_fold() == 1
+    assert _row_and_deltas(revenue) == (400, [])
