@@ -2,8 +2,9 @@
 
 Profiling and A/B comparisons of the checkout's own cost want a steadier figure than the HTTP benchmark's: this
 drives Django's test client against a database prepared by benchmarks/prepare.py (run benchmarks/run.py once,
-or prepare.py by hand), posts the benchmark's realistic bill N times and the floor view N times, and prints the
-wall time and the CPU time of this process per request; on PostgreSQL also the CPU time of the database
+or prepare.py by hand), posts the benchmark's realistic bill N times and the floor view N times — taking turns,
+20 of one then 20 of the other, so that the drifting speed of a shared machine weighs on both alike — and prints
+the wall time and the CPU time of this process per request; on PostgreSQL also the CPU time of the database
 backend serving it (read from /proc, so the server must run on this machine). Figures only; nothing is
 asserted. Each run adds N bills to the benchmark database.
 
@@ -11,7 +12,9 @@ asserted. Each run adds N bills to the benchmark database.
     python benchmarks/inprocess.py --backend postgresql --n 300 --profile   (cProfile of the checkouts)
 
 The profile is sorted by ``BENCH_PROFILE_SORT`` (default ``tottime``; ``cumulative`` shows where the time goes
-from the view down) and prints ``BENCH_PROFILE_LINES`` lines (default 40).
+from the view down) and restricted by ``BENCH_PROFILE_LINES``: pstats restrictions separated by commas, each a
+number of lines or a regular expression of the file and function (default ``40``; ``meiye/,60`` is the first 60
+lines of the project's own code). ``BENCH_PROFILE_CALLERS=<regex>`` also prints who called what it matches.
 """
 
 from __future__ import annotations
@@ -88,9 +91,7 @@ def main() -> None:
             cursor.execute("SELECT pg_backend_pid()")
             backend_pid = cursor.fetchone()[0]
 
-    results = {}
-    for name, call in (("floor", floor), ("checkout", checkout)):
-        results[name] = _measure(call, args.n, backend_pid, profile=args.profile and name == "checkout")
+    results = _interleaved({"floor": floor, "checkout": checkout}, args.n, backend_pid, profile=args.profile)
     print(
         f"{args.backend}, {args.n} requests each, {info['checkout_writes']} write statements / "
         f"{info['checkout_rows']} rows per checkout"
@@ -107,24 +108,52 @@ def main() -> None:
     )
 
 
-def _measure(call: Callable[[int], None], n: int, backend_pid: int | None, *, profile: bool) -> dict[str, Any]:
+BLOCK = 20  # requests of one kind in a row; the kinds take turns so that both see the machine alike
+
+
+def _interleaved(
+    calls: dict[str, Callable[[int], None]], n: int, backend_pid: int | None, *, profile: bool
+) -> dict[str, dict[str, Any]]:
+    """``n`` requests of each kind, in turns of ``BLOCK``: a shared machine's speed drifts by tens of percent
+    over a minute, and measuring one kind after the other would put the drift into their ratio."""
+    totals = {name: {"wall": 0.0, "cpu": 0.0, "db": 0.0} for name in calls}
     profiler = cProfile.Profile() if profile else None
-    db_before = _process_cpu(backend_pid) if backend_pid else 0.0
-    wall, cpu = time.perf_counter(), time.process_time()
+    for start in range(0, n, BLOCK):
+        for name, call in calls.items():
+            watched = profiler if name == "checkout" else None
+            db_before = _process_cpu(backend_pid) if backend_pid else 0.0
+            wall, cpu = time.perf_counter(), time.process_time()
+            if watched:
+                watched.enable()
+            for i in range(start, min(start + BLOCK, n)):
+                call(i)
+            if watched:
+                watched.disable()
+            totals[name]["wall"] += time.perf_counter() - wall
+            totals[name]["cpu"] += time.process_time() - cpu
+            if backend_pid:
+                totals[name]["db"] += _process_cpu(backend_pid) - db_before
+    results = {}
+    for name, total in totals.items():
+        figures = {"wall_ms": total["wall"] / n * 1000, "cpu_ms": total["cpu"] / n * 1000}
+        if backend_pid:
+            figures["db_cpu_ms"] = total["db"] / n * 1000
+        results[name] = figures
     if profiler:
-        profiler.enable()
-    for i in range(n):
-        call(i)
-    if profiler:
-        profiler.disable()
-    figures = {"wall_ms": (time.perf_counter() - wall) / n * 1000, "cpu_ms": (time.process_time() - cpu) / n * 1000}
-    if backend_pid:
-        figures["db_cpu_ms"] = (_process_cpu(backend_pid) - db_before) / n * 1000
-    if profiler:
-        pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "tottime")).print_stats(
-            int(os.environ.get("BENCH_PROFILE_LINES", "40"))
-        )
-    return figures
+        _print_profile(profiler)
+    return results
+
+
+def _print_profile(profiler: cProfile.Profile) -> None:
+    stats = pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "tottime"))
+    stats.print_stats(*_restrictions(os.environ.get("BENCH_PROFILE_LINES", "40")))
+    if os.environ.get("BENCH_PROFILE_CALLERS"):
+        stats.print_callers(os.environ["BENCH_PROFILE_CALLERS"])
+
+
+def _restrictions(spec: str) -> list[int | str]:
+    """``BENCH_PROFILE_LINES``: comma-separated pstats restrictions, each a line count or a regex of file names."""
+    return [int(part) if part.isdigit() else part for part in spec.split(",") if part]
 
 
 def _process_cpu(pid: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -17,11 +18,13 @@ from meiye.org.selectors import store_get, stores_visible
 STORE_HEADER = "X-Store-Id"
 
 
-def actor_from_request(request: Request) -> Actor:
+def actor_from_request(request: Request, read_store: Callable[[Actor, str], Store] = store_get) -> Actor:
     """Build the Actor every service takes.
 
     The acting store is the ``X-Store-Id`` header when given (it must be a store the staff member may
     see, else 404 ``store.not_found``), otherwise the first active store she may see (or none).
+    ``read_store``: how the header's store is read — ``store_get``, or a reader with the same scope and
+    errors that also reads what the view's service will ask of the store (the checkout's rules).
     """
     staff: Any = request.user
     if staff is None or not staff.is_authenticated:
@@ -35,6 +38,6 @@ def actor_from_request(request: Request) -> Actor:
     actor = Actor(staff=staff, organisation=staff.organisation, store=None, ip=client_ip(request._request))
     raw = (request.headers.get(STORE_HEADER) or "").strip()
     store: Store | None = (
-        store_get(actor, raw) if raw else stores_visible(actor).filter(is_active=True).order_by("id").first()
+        read_store(actor, raw) if raw else stores_visible(actor).filter(is_active=True).order_by("id").first()
     )
     return replace(actor, store=store)

@@ -34,7 +34,7 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 
 from meiye.core.db.cursors import hot_cursor
-from meiye.core.db.fastwrite import insert_rows, insert_values
+from meiye.core.db.fastwrite import insert_rows, insert_rows_or_skip, insert_values
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
 from meiye.core.idempotency import canonical_hash, validate_key
 from meiye.ledger.models import ASSET_MAX_LENGTH, CODE_MAX_LENGTH, Account, Balance, BalanceDelta, Entry, Journal
@@ -304,9 +304,11 @@ def journals_post(
     already posted with the same payload they are returned and nothing is written; any other use of the
     keys is refused with ``ledger.idempotency_conflict``. ``keys_claimed=True`` skips that look-up: for an
     operation whose OWN key was claimed by a unique row in this same transaction (a bill, a refund), the
-    keys derived from it cannot have been used by an earlier run of that operation. The unique index on
-    (organisation, idempotency_key) still refuses a key used by anything else (an IntegrityError that
-    aborts the caller's transaction; the caller may then look the key up to explain it).
+    keys derived from it cannot have been used by an earlier run of that operation. A key used by anything
+    else is still refused: when every journal has a key, the INSERT skips a journal whose key the unique index
+    holds (``ON CONFLICT DO NOTHING``) and the post raises ``ledger.idempotency_conflict`` with the
+    transaction still usable (the caller needs no savepoint); a batch with an unkeyed journal fails on the
+    index (an IntegrityError that aborts the caller's transaction).
     """
     if not postings:
         return []
@@ -360,7 +362,12 @@ def journals_post(
         )
         for item in prepared
     ]
-    journals = insert_rows(journals)  # one INSERT … RETURNING (PostgreSQL; SQLite 3.35+)
+    if keys_claimed and len(keys) == len(journals):
+        written = insert_rows_or_skip(journals, match="idempotency_key")  # one INSERT … ON CONFLICT … RETURNING
+        if len(written) != len(journals):
+            raise _key_used(next(journal.idempotency_key for journal in journals if journal.pk is None))
+    else:
+        journals = insert_rows(journals)  # one INSERT … RETURNING (PostgreSQL; SQLite 3.35+)
     insert_values(
         Entry,
         _ENTRY_COLUMNS,
@@ -1022,15 +1029,18 @@ def _replayed_batch(prepared: list[_Prepared], first: Mapping[str | None, Journa
     for item in prepared:
         journal = first.get(item.key) if item.key is not None else None
         if journal is None or journal.payload_hash != item.payload_hash:
-            key = item.key if journal is not None or item.key is None else next(iter(first))
-            raise Conflict(
-                "ledger.idempotency_conflict",
-                zh=f"幂等键 {key!r} 已用于另一笔内容不同的记账，请换一个新的键。",
-                en=f"Idempotency key {key!r} was already used for a different posting; use a new key.",
-                field="idempotency_key",
-            )
+            raise _key_used(item.key if journal is not None or item.key is None else next(iter(first)))
         journals.append(journal)
     return journals
+
+
+def _key_used(key: str | None) -> Conflict:
+    return Conflict(
+        "ledger.idempotency_conflict",
+        zh=f"幂等键 {key!r} 已用于另一笔内容不同的记账，请换一个新的键。",
+        en=f"Idempotency key {key!r} was already used for a different posting; use a new key.",
+        field="idempotency_key",
+    )
 
 
 def _update_balances(changes: Mapping[int, int], bumps: Mapping[int, int]) -> None:

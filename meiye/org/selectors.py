@@ -39,13 +39,19 @@ _STORE_OF_STAFF: PreparedQuery[Store] = PreparedQuery(
 )
 
 
-def store_get(actor: Actor, store_id: int | str) -> Store:
+def store_pk(store_id: int | str) -> int:
+    """A store id as given (a header, a URL), or 404 ``store.not_found`` when it cannot be one."""
     try:
         pk = int(store_id)
     except (ValueError, TypeError):
         raise not_found("store.not_found", "门店", "Store") from None
     if not -(2**63) <= pk < 2**63:
         raise not_found("store.not_found", "门店", "Store")
+    return pk
+
+
+def store_get(actor: Actor, store_id: int | str) -> Store:
+    pk = store_pk(store_id)
     if actor.staff is None or actor.staff.sees_all_stores:
         store = _STORE_OF_ORGANISATION.first(actor.organisation.pk, pk)
     else:

@@ -50,7 +50,7 @@ from meiye.audit.services import audit_record
 from meiye.catalog.models import Item, StorePrice
 from meiye.catalog.selectors import store_prices
 from meiye.core.db.cursors import hot_cursor
-from meiye.core.db.fastwrite import insert_rows, update_row
+from meiye.core.db.fastwrite import insert_rows, insert_rows_or_skip, update_row
 from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed, not_found
 from meiye.core.idempotency import canonical_hash, conflict_error, validate_key
@@ -87,7 +87,7 @@ from meiye.members.selectors import member_get, merge_chain
 from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.roles import Perm
-from meiye.org.selectors import store_get, stores_visible, stores_visible_by_ids
+from meiye.org.selectors import store_get, store_pk, stores_visible, stores_visible_by_ids
 from meiye.packages.services import package_sessions_return_for_bill, packages_issue_for_bill
 from meiye.promotions.models import Coupon
 from meiye.promotions.offers import OfferLine, evaluate
@@ -482,9 +482,15 @@ def bill_checkout(
     idempotency_key: str,
     coupon_ids: Sequence[int] = (),
     key_unused: bool = False,
+    savepoint: bool = True,
 ) -> Bill:
     """Open, price and complete a bill in ONE transaction (the API's and the benchmark's checkout).
     ``coupon_ids``: the member's coupons the cashier applies (S-05).
+
+    ``savepoint=False``: inside a caller's transaction that rolls back whole when this raises (the API's
+    idempotency layer), the checkout takes no savepoint of its own (two statements fewer). A key some bill
+    already holds is found without one (the bill's INSERT skips the clash and the bill is replayed or refused),
+    and so is a journal key used by anything else (``ledger.idempotency_conflict``, see ``journals_post``).
 
     ``key_unused``: the caller has just found the key unused, in the transaction this runs in (the API's
     idempotency record, which commits with the bill), so the replay check before the work is skipped; a bill
@@ -522,7 +528,7 @@ def bill_checkout(
     if member is not None and needs_stored_value_auth(tenders):
         authorized = authorize_stored_value(actor=actor, member=member, tenders=tenders)
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             store, config = _checkout_store_and_config(actor)
             checked_member = _checkout_member(actor, member, known=authorized)
             items = _items_by_id(actor, [line.item_id for line in lines], store=store)
@@ -576,11 +582,25 @@ def bill_checkout(
                 promotions_version=config.promotions_version,
             )
             bill = _insert_bill(
-                actor, store, checked_member, key=key, request_hash=request_hash, lines=built, numbered=False
+                actor,
+                store,
+                checked_member,
+                key=key,
+                request_hash=request_hash,
+                lines=built,
+                numbered=False,
+                unless_key_used=True,
             )
+            if bill.pk is None:  # a bill holds the key: its replay (nothing was written), or key_reused
+                replay = _bill_replay(actor, key, request_hash)
+                if replay is None:
+                    raise IntegrityError(f"sales_bill: key {key!r} is taken, yet no bill holds it")
+                return replay
             # The lines are written by _complete, once their earnings are known (one INSERT).
             _complete(actor, bill, built, tenders, key, config)
     except IntegrityError:
+        if not savepoint and connection.in_atomic_block:
+            raise  # the caller's transaction is aborted: it rolls back, and nothing can be read before then
         replay = _bill_replay(actor, key, request_hash)
         if replay is None:
             _explain_key_clash(actor, key)
@@ -1839,22 +1859,31 @@ def _checkout_store_query(organisation_id: int, store_id: int, staff_id: int | N
 
 
 # Compiled once per connection (meiye.core.db.prepared), for an HQ actor and for one who sees her own stores.
+_CHECKOUT_RULES = "_has_sales_settings"  # an annotation of _checkout_store_query: the row carries the rules
 _CHECKOUT_STORE_ANY: PreparedQuery[Store] = PreparedQuery(_checkout_store_query, [int, int])
 _CHECKOUT_STORE_OWN: PreparedQuery[Store] = PreparedQuery(_checkout_store_query, [int, int, int])
+
+
+def checkout_store_get(actor: Actor, store_id: int | str) -> Store:
+    """``org.selectors.store_get`` with the checkout's rules on the row (``_checkout_store_query``): an API
+    checkout reads its acting store this way, and the checkout then reads it no more."""
+    pk = store_pk(store_id)
+    if actor.staff is None or actor.staff.sees_all_stores:
+        store = _CHECKOUT_STORE_ANY.first(actor.organisation.pk, pk)
+    else:
+        store = _CHECKOUT_STORE_OWN.first(actor.organisation.pk, pk, actor.staff.pk)
+    if store is None:
+        raise not_found("store.not_found", "门店", "Store")
+    return store
 
 
 def _checkout_store_and_config(actor: Actor) -> tuple[Store, _CheckoutConfig]:
     """``_checkout_store`` with the rules a checkout reads (sales settings, the wallet's spend order, how
     long points last) in the same query, as scalar subqueries on the store's row (NULL: no settings row,
-    the defaults apply)."""
+    the defaults apply). No query when the acting store was read that way (``checkout_store_get``)."""
     if actor.store is None:
         return _checkout_store(actor), _CheckoutConfig(settings=SalesSettings())  # raises store_required
-    if actor.staff is None or actor.staff.sees_all_stores:
-        store = _CHECKOUT_STORE_ANY.first(actor.organisation.pk, actor.store.pk)
-    else:
-        store = _CHECKOUT_STORE_OWN.first(actor.organisation.pk, actor.store.pk, actor.staff.pk)
-    if store is None:
-        raise not_found("store.not_found", "门店", "Store")
+    store = actor.store if _CHECKOUT_RULES in actor.store.__dict__ else checkout_store_get(actor, actor.store.pk)
     if not store.is_active:
         raise Conflict("sales.store_inactive", zh=f"门店 {store} 已停用。", en=f"Store {store} is not active.")
     row: Any = store
@@ -1952,8 +1981,12 @@ def _insert_bill(
     request_hash: str,
     lines: Sequence[BillLine] = (),
     numbered: bool = True,
+    unless_key_used: bool = False,
 ) -> Bill:
     """Insert the bill (numbered, with the totals of ``lines``) and point the lines at it.
+
+    ``unless_key_used``: a bill that already holds ``key`` makes the INSERT write nothing (``ON CONFLICT DO
+    NOTHING``) rather than fail; the bill returned then has no ``pk``, and the transaction is still usable.
 
     ``numbered=False``: the bill gets a provisional number and the caller takes the store's next number as its
     last write (``bill_open`` at once, the one-shot checkout in ``_complete``), so the store's sequence row —
@@ -1973,7 +2006,11 @@ def _insert_bill(
         request_hash=request_hash,
     )
     _apply_totals(bill, lines)
-    insert_rows([bill])
+    if unless_key_used and key is not None:
+        if not insert_rows_or_skip([bill], match="idempotency_key"):
+            return bill
+    else:
+        insert_rows([bill])
     for line in lines:
         line.bill = bill
     return bill

@@ -14,8 +14,9 @@ from django.db.models import Count, OuterRef, Subquery
 from django.test.utils import CaptureQueriesContext
 
 from meiye.audit.models import AuditLog
-from meiye.core.db.fastwrite import insert_rows, update_row
+from meiye.core.db.fastwrite import insert_rows, insert_rows_or_skip, update_row
 from meiye.core.db.prepared import PreparedQuery
+from meiye.core.models import IdempotencyRecord
 from meiye.members.models import Member
 from meiye.org.models import Staff, Store
 
@@ -171,6 +172,35 @@ def test_insert_rows_refuses_rows_that_already_have_a_key(org, store1, reception
     with pytest.raises(ValueError):
         insert_rows([row])
     assert insert_rows([]) == []
+
+
+def _record(org: Any, key: str, status_code: int = 201) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        organisation_id=org.pk, key=key, scope="t", request_hash="h", status_code=status_code, response={}
+    )
+
+
+def test_insert_rows_or_skip_leaves_out_a_row_a_unique_key_holds_and_the_transaction_goes_on(org):
+    # given: a record under "k-1" (unique per organisation and key)
+    insert_rows([_record(org, "k-1")])
+
+    # when: three rows, the second under the taken key
+    rows = [_record(org, "k-0", 200), _record(org, "k-1", 202), _record(org, "k-2", 204)]
+    written = insert_rows_or_skip(rows, match="key")
+
+    # then: the other two are written with their keys; the clash is left out, with no error, and the
+    # transaction can still read (on PostgreSQL an error would have aborted it)
+    assert written == [rows[0], rows[2]]
+    assert rows[1].pk is None and rows[1]._state.adding
+    stored = dict(IdempotencyRecord.objects.filter(organisation_id=org.pk).values_list("key", "status_code"))
+    assert stored == {"k-0": 200, "k-1": 201, "k-2": 204}
+    assert {row.pk for row in written} == set(IdempotencyRecord.objects.exclude(key="k-1").values_list("pk", flat=True))
+
+
+def test_insert_rows_or_skip_needs_a_distinct_value_to_match_each_row(org):
+    with pytest.raises(ValueError, match="its own key"):
+        insert_rows_or_skip([_record(org, "same"), _record(org, "same")], match="key")
+    assert insert_rows_or_skip([], match="key") == []
 
 
 def test_update_row_updates_only_the_named_fields(org, store1):

@@ -12,7 +12,7 @@ from django.db import connection, connections, transaction
 
 from meiye.core.errors import ApplicationError
 from meiye.ledger import services
-from meiye.ledger.models import Account, Balance, BalanceDelta
+from meiye.ledger.models import Account, Balance, BalanceDelta, Journal
 from meiye.ledger.selectors import balance_of
 from meiye.ledger.services import (
     AccountKey,
@@ -269,3 +269,34 @@ def test_the_fold_skips_a_row_another_transaction_holds_and_never_waits(funded):
         holder.join()
     assert balances_fold() == 1
     assert _row_and_deltas(revenue) == (400, [])
+
+
+def _sale(locked: services.LockedAccounts, amount: int) -> list[Leg]:
+    return [Leg(locked.get(MEMBER), -amount), Leg(locked.get(STORE_REVENUE), amount)]
+
+
+def test_a_claimed_key_that_something_else_holds_is_refused_and_the_transaction_can_go_on(funded):
+    """``keys_claimed=True`` skips the look-up; a key used by anything else is still refused, by the INSERT
+    (``ON CONFLICT DO NOTHING``), and the caller's transaction stays usable without a savepoint."""
+    member, revenue = funded
+    journal_post(organisation_id=ORG, code="other", entries=[(member, -100), (revenue, 100)], idempotency_key="k:cny")
+    before = ledger_state()
+
+    with pytest.raises(ApplicationError) as refused, transaction.atomic():
+        locked = accounts_lock(organisation_id=ORG, keys=[MEMBER, STORE_REVENUE])
+        with pytest.raises(ApplicationError) as inner:
+            journals_post(
+                organisation_id=ORG,
+                postings=[
+                    Posting("sales.bill", _sale(locked, 300), idempotency_key="k:a"),
+                    Posting("sales.bill", _sale(locked, 200), idempotency_key="k:cny"),
+                ],
+                locked=locked,
+                keys_claimed=True,
+            )
+        assert Journal.objects.filter(idempotency_key="k:cny").count() == 1  # still readable: not aborted
+        raise inner.value
+
+    assert refused.value.code == "ledger.idempotency_conflict"
+    assert "k:cny" in refused.value.message_en
+    assert ledger_state() == before  # the journal written before the clash went with the rollback

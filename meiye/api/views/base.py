@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -13,6 +14,8 @@ from meiye.api.context import actor_from_request
 from meiye.api.errors import PROBLEM, problem_body
 from meiye.api.schema import MeiyeAutoSchema
 from meiye.org.context import Actor
+from meiye.org.models import Store
+from meiye.org.selectors import store_get
 
 
 class ActorMixin:
@@ -23,7 +26,11 @@ class ActorMixin:
 
     @cached_property
     def actor(self) -> Actor:
-        return actor_from_request(self.request)
+        return actor_from_request(self.request, self.store_reader())
+
+    def store_reader(self) -> Callable[[Actor, str], Store]:
+        """How this request reads its acting store (a view may read more with it for its service)."""
+        return store_get
 
 
 @csrf_exempt

@@ -10,6 +10,9 @@ them (``bulk_create`` skips both as well).
 - ``insert_rows(objs)``: new rows of one model, primary keys set from ``RETURNING`` (as ``bulk_create`` on
   PostgreSQL and SQLite 3.35+), in as many statements as the database's parameter limit needs (as
   ``bulk_create`` splits them); a value that is an expression falls back to ``bulk_create``.
+- ``insert_rows_or_skip(objs, match=field)``: ``insert_rows`` where a row that a unique constraint already holds
+  is left out (``ON CONFLICT DO NOTHING``) instead of failing, so the transaction stays usable (no savepoint
+  needed to explain or replay a clash); returns the rows written.
 - ``update_row(obj, fields)``: ``save(update_fields=fields)`` for a row known to exist.
 - ``insert_values(model, columns, rows)``: rows of plain values, no instances (a journal's entries).
 
@@ -124,6 +127,51 @@ def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
         obj._state.adding = False
         obj._state.db = using
     return list(objs)
+
+
+def insert_rows_or_skip(objs: Sequence[M], *, match: str, using: str = DEFAULT_DB_ALIAS) -> list[M]:
+    """``insert_rows``, but a row that would break a unique constraint is not written (``ON CONFLICT DO
+    NOTHING``, PostgreSQL and SQLite 3.24+): no error, the transaction goes on. Returns the objects written,
+    with their keys; the others keep ``pk`` None. ``match`` names a field (a plain ``CharField`` or integer)
+    whose value tells the objects apart, read back through ``RETURNING``. Split into statements as
+    ``insert_rows``; no expressions."""
+    if not objs:
+        return list(objs)
+    model = type(objs[0])
+    if any(type(obj) is not model or obj.pk is not None for obj in objs):
+        raise ValueError("insert_rows_or_skip: new rows of one model only")
+    matcher: Any = model._meta.get_field(match)
+    by_value = {getattr(obj, matcher.attname): obj for obj in objs}
+    if len(by_value) != len(objs) or None in by_value:
+        raise ValueError(f"insert_rows_or_skip: every row needs its own {match}")
+    connection = connections[using]
+    cache = _cache(connection)
+    key = (model, "skip", match)
+    found = cache.get(key)
+    if found is None:
+        fields = _insert_fields(model)
+        found = cache[key] = (fields, [_plain_type(f) for f in fields])
+    fields, plain = found
+    rows = [_prepared(fields, obj, plain, connection, add=True) for obj in objs]  # _Expression: not supported
+
+    def sql_for(n: int) -> str:
+        sql: str | None = cache.get((model, "skip", match, n))
+        if sql is None:
+            qn = connection.ops.quote_name
+            insert = _insert_sql(connection, cache, model, fields, n).rsplit(" RETURNING ", 1)[0]
+            returning = f"{qn(str(model._meta.pk.column))}, {qn(str(matcher.column))}"
+            sql = cache[(model, "skip", match, n)] = f"{insert} ON CONFLICT DO NOTHING RETURNING {returning}"
+        return sql
+
+    returned = _insert_chunks(connection, fields, rows, sql_for)
+    written = []
+    for pk, value in returned:
+        obj = by_value[value]
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = using
+        written.append(obj)
+    return written
 
 
 def insert_values(

@@ -1,0 +1,130 @@
+"""The one-shot API checkout's round trips: it reads its store once (with the checkout's rules, when the acting
+store is named by ``X-Store-Id``) and takes no savepoint of its own inside the idempotency layer's
+transaction — and a key clash still answers as before, without one."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from meiye.core.money import Money
+from meiye.ledger.models import Journal
+from meiye.org.services import store_update
+from meiye.sales.models import Bill
+from meiye.wallet.services import wallet_recharge
+from tests.sales.support import balances, sales_state
+
+ONE_SHOT = "/api/v1/bills/checkout/"
+
+
+def _body(member, *items, tenders):
+    return {"member_id": member.pk, "lines": [{"item_id": item.pk} for item in items], "tenders": tenders}
+
+
+def _statements(client, body, key):
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    return response, [query["sql"] for query in captured.captured_queries]
+
+
+def test_checkout_with_the_store_header_reads_the_store_once_and_takes_one_savepoint(
+    client_for, receptionist, store1, shopper, top_up, care, serum
+):
+    # given: a receptionist whose client names her store, and a member with 1,000.00 of stored value who has
+    # paid once before (her points and growth accounts exist, as on any day but the first)
+    api = client_for(receptionist, HTTP_X_STORE_ID=str(store1.pk))
+    top_up(shopper, "1000.00")
+    warm = _body(shopper, care, tenders=[{"kind": "wechat", "amount": "600.00"}])
+    assert api.post(ONE_SHOT, warm, format="json", HTTP_IDEMPOTENCY_KEY="till-0").status_code == 201
+    body = _body(
+        shopper,
+        care,
+        serum,
+        tenders=[{"kind": "stored_value", "amount": "500.00"}, {"kind": "wechat", "amount": "350.00"}],
+    )
+
+    # when
+    response, statements = _statements(api, body, "till-1")
+
+    # then: 850.00 charged; the store row read once, with its rules; one savepoint, the idempotency layer's
+    # (in production its BEGIN: the test runs inside a transaction of its own)
+    assert response.status_code == 201, response.json()
+    assert response.json()["payable_total"] == "850.00"
+    assert len([sql for sql in statements if sql.startswith('SELECT "org_store"')]) == 1
+    assert len([sql for sql in statements if sql.startswith("SAVEPOINT")]) == 1
+    assert balances(shopper)["principal"] == 50_000
+
+
+def test_checkout_without_the_header_reads_the_rules_in_the_checkout(reception_api, shopper, care):
+    response, statements = _statements(
+        reception_api, _body(shopper, care, tenders=[{"kind": "cash", "amount": "600.00"}]), "till-2"
+    )
+
+    assert response.status_code == 201, response.json()
+    store_reads = [sql for sql in statements if sql.startswith('SELECT "org_store"')]
+    assert len(store_reads) == 2  # the first visible store, then the checkout's read with the rules
+    assert "sales_salessettings" in store_reads[1]
+
+
+def test_checkout_in_an_inactive_store_named_by_the_header_is_refused(
+    client_for, receptionist, hq_actor, store1, shopper, care
+):
+    store_update(actor=hq_actor, store=store1, is_active=False)
+    api = client_for(receptionist, HTTP_X_STORE_ID=str(store1.pk))
+
+    response = api.post(
+        ONE_SHOT,
+        _body(shopper, care, tenders=[{"kind": "cash", "amount": "600.00"}]),
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="till-3",
+    )
+
+    assert (response.status_code, response.json()["code"]) == (409, "sales.store_inactive")
+    assert Bill.objects.count() == 0
+
+
+def test_checkout_in_a_store_she_may_not_see_is_not_found(client_for, receptionist, store2, shopper, care):
+    api = client_for(receptionist, HTTP_X_STORE_ID=str(store2.pk))
+
+    response = api.post(
+        ONE_SHOT,
+        _body(shopper, care, tenders=[{"kind": "cash", "amount": "600.00"}]),
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="till-4",
+    )
+
+    assert (response.status_code, response.json()["code"]) == (404, "store.not_found")
+    assert Bill.objects.count() == 0
+
+
+def test_a_journal_key_taken_by_a_recharge_is_a_409_and_writes_nothing(
+    client_for, receptionist, hq_actor, store1, shopper, care
+):
+    # given: a recharge of 1,000.00 under "till-5": its journal took "till-5:cny", the key the checkout's money
+    # journal would take
+    wallet_recharge(
+        actor=hq_actor,
+        member=shopper,
+        amount=Money.parse("1000.00"),
+        bonus=Money(0),
+        tender="wechat",
+        idempotency_key="till-5",
+    )
+    api = client_for(receptionist, HTTP_X_STORE_ID=str(store1.pk))
+    before, journals = sales_state(), Journal.objects.count()
+
+    # when: a checkout of 600.00 from stored value under "till-5"
+    response = api.post(
+        ONE_SHOT,
+        _body(shopper, care, tenders=[{"kind": "stored_value", "amount": "600.00"}]),
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="till-5",
+    )
+
+    # then: refused with the ledger's code (not a server error), and nothing written or charged
+    assert response.status_code == 409, response.json()
+    assert response.json()["code"] == "ledger.idempotency_conflict"
+    assert "till-5:cny" in response.json()["detail"]
+    assert sales_state() == before
+    assert Journal.objects.count() == journals
+    assert balances(shopper)["principal"] == 100_000
