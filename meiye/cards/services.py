@@ -71,7 +71,7 @@ from meiye.notify.services import notify_event
 from meiye.org.context import Actor
 from meiye.org.models import Store
 from meiye.org.roles import Perm
-from meiye.org.selectors import store_get
+from meiye.org.selectors import first_in_scope, store_get
 from meiye.wallet import services as wallet_services
 from meiye.wallet.models import CardProduct, Tender, WalletClosure
 from meiye.wallet.selectors import card_product_default, wallet_spend_order
@@ -1011,10 +1011,7 @@ def _payment_gate(actor: Actor, member_id: int) -> _PaymentGate:
     password and whether the acting store requires one from everybody."""
     store_id = actor.store.pk if actor.store is not None else 0  # 0: no store, which requires nothing
     actor.require(Perm.MEMBER_VIEW)
-    if actor.staff is None or actor.staff.sees_all_stores:
-        row = _GATE_ANY_STORE.first(actor.organisation.pk, member_id, store_id)
-    else:
-        row = _GATE_OWN_STORES.first(actor.organisation.pk, member_id, store_id, actor.staff.pk)
+    row = first_in_scope(actor, _GATE_ANY_STORE, _GATE_OWN_STORES, member_id, store_id)
     if row is None:
         raise not_found("member.not_found", "会员", "Member")
     annotated: Any = row

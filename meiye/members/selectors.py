@@ -15,7 +15,7 @@ from meiye.core.errors import not_found
 from meiye.members.models import ConsentPurpose, ConsentRecord, CustomField, Member, MemberStatus, Tag
 from meiye.org.context import Actor
 from meiye.org.roles import Perm
-from meiye.org.selectors import stores_visible_by_ids, visible_store_ids
+from meiye.org.selectors import first_in_scope, stores_visible_by_ids, visible_store_ids
 
 PHONE_KIND = "phone"
 ID_KIND = "id_number"
@@ -66,10 +66,7 @@ def member_get(actor: Actor, member_id: int | str) -> Member:
         raise not_found("member.not_found", "会员", "Member") from None
     if not -(2**63) <= pk < 2**63:
         raise not_found("member.not_found", "会员", "Member")
-    if actor.staff is None or actor.staff.sees_all_stores:
-        found = _MEMBER_ANY_STORE.first(actor.organisation.pk, pk)
-    else:
-        found = _MEMBER_OWN_STORES.first(actor.organisation.pk, pk, actor.staff.pk)
+    found = first_in_scope(actor, _MEMBER_ANY_STORE, _MEMBER_OWN_STORES, pk)
     if found is None:
         raise not_found("member.not_found", "会员", "Member")
     return found

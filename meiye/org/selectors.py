@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from typing import TypeVar
+
+from django.db.models import Model, QuerySet
 
 from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import not_found
 from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.roles import Perm
+
+T = TypeVar("T", bound=Model)
 
 
 def stores_visible(actor: Actor) -> QuerySet[Store]:
@@ -34,9 +38,18 @@ _STORE_OF_ORGANISATION: PreparedQuery[Store] = PreparedQuery(
     lambda organisation_id, pk: stores_visible_by_ids(organisation_id).filter(pk=pk), [int, int]
 )
 _STORE_OF_STAFF: PreparedQuery[Store] = PreparedQuery(
-    lambda organisation_id, staff_id, pk: stores_visible_by_ids(organisation_id, staff_id).filter(pk=pk),
+    lambda organisation_id, pk, staff_id: stores_visible_by_ids(organisation_id, staff_id).filter(pk=pk),
     [int, int, int],
 )
+
+
+def first_in_scope(actor: Actor, every_store: PreparedQuery[T], own_stores: PreparedQuery[T], *args: int) -> T | None:
+    """The first row of a prepared read scoped as ``stores_visible`` scopes: ``every_store`` takes (organisation,
+    *args) for an actor who sees every store; ``own_stores`` takes (organisation, *args, staff) for one who sees
+    only hers."""
+    if actor.staff is None or actor.staff.sees_all_stores:
+        return every_store.first(actor.organisation.pk, *args)
+    return own_stores.first(actor.organisation.pk, *args, actor.staff.pk)
 
 
 def store_pk(store_id: int | str) -> int:
@@ -51,11 +64,7 @@ def store_pk(store_id: int | str) -> int:
 
 
 def store_get(actor: Actor, store_id: int | str) -> Store:
-    pk = store_pk(store_id)
-    if actor.staff is None or actor.staff.sees_all_stores:
-        store = _STORE_OF_ORGANISATION.first(actor.organisation.pk, pk)
-    else:
-        store = _STORE_OF_STAFF.first(actor.organisation.pk, actor.staff.pk, pk)
+    store = first_in_scope(actor, _STORE_OF_ORGANISATION, _STORE_OF_STAFF, store_pk(store_id))
     if store is None:
         raise not_found("store.not_found", "门店", "Store")
     return store

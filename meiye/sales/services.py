@@ -87,7 +87,7 @@ from meiye.members.selectors import member_get, merge_chain
 from meiye.org.context import Actor
 from meiye.org.models import Staff, Store
 from meiye.org.roles import Perm
-from meiye.org.selectors import store_get, store_pk, stores_visible, stores_visible_by_ids
+from meiye.org.selectors import first_in_scope, store_get, store_pk, stores_visible, stores_visible_by_ids
 from meiye.packages.services import package_sessions_return_for_bill, packages_issue_for_bill
 from meiye.promotions.models import Coupon
 from meiye.promotions.offers import OfferLine, evaluate
@@ -1867,11 +1867,7 @@ _CHECKOUT_STORE_OWN: PreparedQuery[Store] = PreparedQuery(_checkout_store_query,
 def checkout_store_get(actor: Actor, store_id: int | str) -> Store:
     """``org.selectors.store_get`` with the checkout's rules on the row (``_checkout_store_query``): an API
     checkout reads its acting store this way, and the checkout then reads it no more."""
-    pk = store_pk(store_id)
-    if actor.staff is None or actor.staff.sees_all_stores:
-        store = _CHECKOUT_STORE_ANY.first(actor.organisation.pk, pk)
-    else:
-        store = _CHECKOUT_STORE_OWN.first(actor.organisation.pk, pk, actor.staff.pk)
+    store = first_in_scope(actor, _CHECKOUT_STORE_ANY, _CHECKOUT_STORE_OWN, store_pk(store_id))
     if store is None:
         raise not_found("store.not_found", "门店", "Store")
     return store

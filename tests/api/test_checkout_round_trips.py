@@ -21,6 +21,11 @@ def _body(member, *items, tenders):
     return {"member_id": member.pk, "lines": [{"item_id": item.pk} for item in items], "tenders": tenders}
 
 
+def _cash_checkout(client, member, item, key):
+    body = _body(member, item, tenders=[{"kind": "cash", "amount": "600.00"}])
+    return client.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
 def _statements(client, body, key):
     with CaptureQueriesContext(connection) as captured:
         response = client.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
@@ -72,12 +77,7 @@ def test_checkout_in_an_inactive_store_named_by_the_header_is_refused(
     store_update(actor=hq_actor, store=store1, is_active=False)
     api = client_for(receptionist, HTTP_X_STORE_ID=str(store1.pk))
 
-    response = api.post(
-        ONE_SHOT,
-        _body(shopper, care, tenders=[{"kind": "cash", "amount": "600.00"}]),
-        format="json",
-        HTTP_IDEMPOTENCY_KEY="till-3",
-    )
+    response = _cash_checkout(api, shopper, care, "till-3")
 
     assert (response.status_code, response.json()["code"]) == (409, "sales.store_inactive")
     assert Bill.objects.count() == 0
@@ -86,12 +86,7 @@ def test_checkout_in_an_inactive_store_named_by_the_header_is_refused(
 def test_checkout_in_a_store_she_may_not_see_is_not_found(client_for, receptionist, store2, shopper, care):
     api = client_for(receptionist, HTTP_X_STORE_ID=str(store2.pk))
 
-    response = api.post(
-        ONE_SHOT,
-        _body(shopper, care, tenders=[{"kind": "cash", "amount": "600.00"}]),
-        format="json",
-        HTTP_IDEMPOTENCY_KEY="till-4",
-    )
+    response = _cash_checkout(api, shopper, care, "till-4")
 
     assert (response.status_code, response.json()["code"]) == (404, "store.not_found")
     assert Bill.objects.count() == 0
