@@ -495,8 +495,10 @@ def bill_checkout(
     ``key_unused``: the caller has just found the key unused, in the transaction this runs in (the API's
     idempotency record, which commits with the bill), so the replay check before the work is skipped; a bill
     holding the key anyway (another channel used it, or the record was purged after its 30 days) is still
-    found when its insert clashes on the key. Not when a tender carries a payment password or code: a replay
-    must answer before they are checked again (a one-time code is spent; a wrong password would count)."""
+    found when its insert clashes on the key, or when a check before the insert refuses (the refusal may come
+    from that bill's own effects: its coupon used, its member stopped since). Not when a tender carries a
+    payment password or code: a replay must answer before they are checked again (a one-time code is spent; a
+    wrong password would count)."""
     actor.require(Perm.CHECKOUT)
     key = _check_key(idempotency_key)
     request: dict[str, Any] = {
@@ -524,63 +526,21 @@ def bill_checkout(
             en=f"A bill has at most {MAX_LINES} lines.",
             field="lines",
         )
+    replay_skipped = key_unused and not secrets
     authorized = None
-    if member is not None and needs_stored_value_auth(tenders):
-        authorized = authorize_stored_value(actor=actor, member=member, tenders=tenders)
+    try:
+        if member is not None and needs_stored_value_auth(tenders):
+            authorized = authorize_stored_value(actor=actor, member=member, tenders=tenders)
+    except ApplicationError as refusal:
+        return _refused_unless_replayed(actor, key, request_hash, refusal, replay_skipped=replay_skipped)
     try:
         with transaction.atomic(savepoint=savepoint):
-            store, config = _checkout_store_and_config(actor)
-            checked_member = _checkout_member(actor, member, known=authorized)
-            items = _items_by_id(actor, [line.item_id for line in lines], store=store)
-            config.rates = {
-                item.category.earning_category: rate
-                for item in items.values()
-                if (rate := getattr(item, "earning_rate", None)) is not None
-            }
-            staff = _staff_by_id(
-                actor,
-                [
-                    staff_id
-                    for line in lines
-                    for staff_id in (line.performed_by_id, line.sold_by_id, line.approver_id)
-                    if staff_id is not None
-                ],
-            )
-            snapshot = _member_snapshot(checked_member)
-            ctx = PricingContext(
-                actor=actor,
-                store=store,
-                member=checked_member,
-                settings=config.settings,
-                store_prices={
-                    item.pk: price
-                    for item in items.values()
-                    if (price := getattr(item, "store_price_fen", None)) is not None
-                },
-                member_info=dict(snapshot),
-            )
-            built = [
-                _build_line(
-                    ctx,
-                    items[line.item_id],
-                    quantity=line.quantity,
-                    performed_by=staff.get(line.performed_by_id) if line.performed_by_id else None,
-                    sold_by=staff.get(line.sold_by_id) if line.sold_by_id else None,
-                    unit_price=line.unit_price,
-                    approver=staff.get(line.approver_id) if line.approver_id else None,
-                    approval_pin=line.approval_pin,
+            try:
+                store, config, checked_member, built = _checkout_priced(
+                    actor, member, lines, coupon_ids, authorized=authorized
                 )
-                for line in lines
-            ]
-            config.coupons = _apply_offers(
-                actor,
-                store,
-                checked_member,
-                built,
-                coupon_ids,
-                version_known=True,
-                promotions_version=config.promotions_version,
-            )
+            except ApplicationError as refusal:
+                return _refused_unless_replayed(actor, key, request_hash, refusal, replay_skipped=replay_skipped)
             bill = _insert_bill(
                 actor,
                 store,
@@ -607,6 +567,83 @@ def bill_checkout(
             raise
         return replay
     return bill
+
+
+def _refused_unless_replayed(
+    actor: Actor, key: str, request_hash: str, refusal: ApplicationError, *, replay_skipped: bool
+) -> Bill:
+    """A checkout refused before its bill's INSERT, when the replay check was skipped (``key_unused``): the bill
+    that holds the key, if one does, answers instead — the refusal may come from that bill's own effects (its
+    coupon is used now, its member merged since), and a retry must get its bill back, not the refusal. The
+    refusal was raised by code, not by the database, so the transaction can still read."""
+    if replay_skipped:
+        replay = _bill_replay(actor, key, request_hash)
+        if replay is not None:
+            return replay
+    raise refusal
+
+
+def _checkout_priced(
+    actor: Actor,
+    member: Member | None,
+    lines: Sequence[LineInput],
+    coupon_ids: Sequence[int],
+    *,
+    authorized: Member | None,
+) -> tuple[Store, _CheckoutConfig, Member | None, list[BillLine]]:
+    """What ``bill_checkout`` reads and decides before it writes: the store and its rules, the member, the
+    items and staff, and the priced lines with the offers applied."""
+    store, config = _checkout_store_and_config(actor)
+    checked_member = _checkout_member(actor, member, known=authorized)
+    items = _items_by_id(actor, [line.item_id for line in lines], store=store)
+    config.rates = {
+        item.category.earning_category: rate
+        for item in items.values()
+        if (rate := getattr(item, "earning_rate", None)) is not None
+    }
+    staff = _staff_by_id(
+        actor,
+        [
+            staff_id
+            for line in lines
+            for staff_id in (line.performed_by_id, line.sold_by_id, line.approver_id)
+            if staff_id is not None
+        ],
+    )
+    snapshot = _member_snapshot(checked_member)
+    ctx = PricingContext(
+        actor=actor,
+        store=store,
+        member=checked_member,
+        settings=config.settings,
+        store_prices={
+            item.pk: price for item in items.values() if (price := getattr(item, "store_price_fen", None)) is not None
+        },
+        member_info=dict(snapshot),
+    )
+    built = [
+        _build_line(
+            ctx,
+            items[line.item_id],
+            quantity=line.quantity,
+            performed_by=staff.get(line.performed_by_id) if line.performed_by_id else None,
+            sold_by=staff.get(line.sold_by_id) if line.sold_by_id else None,
+            unit_price=line.unit_price,
+            approver=staff.get(line.approver_id) if line.approver_id else None,
+            approval_pin=line.approval_pin,
+        )
+        for line in lines
+    ]
+    config.coupons = _apply_offers(
+        actor,
+        store,
+        checked_member,
+        built,
+        coupon_ids,
+        version_known=True,
+        promotions_version=config.promotions_version,
+    )
+    return store, config, checked_member, built
 
 
 @dataclass

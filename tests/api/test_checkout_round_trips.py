@@ -4,11 +4,16 @@ transaction — and a key clash still answers as before, without one."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from meiye.core.idempotency import idempotency_purge
 from meiye.core.money import Money
 from meiye.ledger.models import Journal
+from meiye.members.models import Member, MemberStatus
 from meiye.org.services import store_update
 from meiye.sales.models import Bill
 from meiye.wallet.services import wallet_recharge
@@ -123,3 +128,37 @@ def test_a_journal_key_taken_by_a_recharge_is_a_409_and_writes_nothing(
     assert sales_state() == before
     assert Journal.objects.count() == journals
     assert balances(shopper)["principal"] == 100_000
+
+
+def test_a_retry_after_the_purge_gets_its_bill_although_the_member_was_stopped_since(
+    client_for, receptionist, store1, shopper, top_up, care
+):
+    """The API skips the service's replay check (its own record was just found missing). A refusal before the
+    bill's INSERT — here her stored value, refused because she was stopped — must not hide the bill that holds
+    the key: the retry answers that bill, and a new request with the key is still refused."""
+    # given: 600.00 paid from stored value under "till-6"; then the records are purged and she is stopped
+    top_up(shopper, "1000.00")
+    api = client_for(receptionist, HTTP_X_STORE_ID=str(store1.pk))
+    body = _body(shopper, care, tenders=[{"kind": "stored_value", "amount": "600.00"}])
+    first = api.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY="till-6")
+    assert first.status_code == 201, first.json()
+    assert idempotency_purge(today=timezone.localdate() + timedelta(days=31)).deleted >= 1
+    Member.objects.filter(pk=shopper.pk).update(status=MemberStatus.INACTIVE)
+    before = sales_state()
+
+    # when: the till retries the same request, then sends another one under the same key
+    again = api.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY="till-6")
+    other = api.post(
+        ONE_SHOT,
+        _body(shopper, care, tenders=[{"kind": "cash", "amount": "600.00"}]),
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="till-6",
+    )
+
+    # then: the same bill, charged once; the other request is refused for the key, and writes nothing
+    assert again.status_code == 201, again.json()
+    assert again.json()["number"] == first.json()["number"]
+    assert (other.status_code, other.json()["code"]) == (409, "idempotency.key_reused")
+    assert Bill.objects.count() == 1
+    assert balances(shopper)["principal"] == 40_000
+    assert sales_state() == before
