@@ -26,14 +26,17 @@ def _body(member, *items, tenders):
     return {"member_id": member.pk, "lines": [{"item_id": item.pk} for item in items], "tenders": tenders}
 
 
-def _cash_checkout(client, member, item, key):
-    body = _body(member, item, tenders=[{"kind": "cash", "amount": "600.00"}])
+def _post(client, body, key):
     return client.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def _cash_checkout(client, member, item, key):
+    return _post(client, _body(member, item, tenders=[{"kind": "cash", "amount": "600.00"}]), key)
 
 
 def _statements(client, body, key):
     with CaptureQueriesContext(connection) as captured:
-        response = client.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+        response = _post(client, body, key)
     return response, [query["sql"] for query in captured.captured_queries]
 
 
@@ -45,7 +48,7 @@ def test_checkout_with_the_store_header_reads_the_store_once_and_takes_one_savep
     api = client_for(receptionist, HTTP_X_STORE_ID=str(store1.pk))
     top_up(shopper, "1000.00")
     warm = _body(shopper, care, tenders=[{"kind": "wechat", "amount": "600.00"}])
-    assert api.post(ONE_SHOT, warm, format="json", HTTP_IDEMPOTENCY_KEY="till-0").status_code == 201
+    assert _post(api, warm, "till-0").status_code == 201
     body = _body(
         shopper,
         care,
@@ -114,12 +117,7 @@ def test_a_journal_key_taken_by_a_recharge_is_a_409_and_writes_nothing(
     before, journals = sales_state(), Journal.objects.count()
 
     # when: a checkout of 600.00 from stored value under "till-5"
-    response = api.post(
-        ONE_SHOT,
-        _body(shopper, care, tenders=[{"kind": "stored_value", "amount": "600.00"}]),
-        format="json",
-        HTTP_IDEMPOTENCY_KEY="till-5",
-    )
+    response = _post(api, _body(shopper, care, tenders=[{"kind": "stored_value", "amount": "600.00"}]), "till-5")
 
     # then: refused with the ledger's code (not a server error), and nothing written or charged
     assert response.status_code == 409, response.json()
@@ -140,20 +138,15 @@ def test_a_retry_after_the_purge_gets_its_bill_although_the_member_was_stopped_s
     top_up(shopper, "1000.00")
     api = client_for(receptionist, HTTP_X_STORE_ID=str(store1.pk))
     body = _body(shopper, care, tenders=[{"kind": "stored_value", "amount": "600.00"}])
-    first = api.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY="till-6")
+    first = _post(api, body, "till-6")
     assert first.status_code == 201, first.json()
     assert idempotency_purge(today=timezone.localdate() + timedelta(days=31)).deleted >= 1
     Member.objects.filter(pk=shopper.pk).update(status=MemberStatus.INACTIVE)
     before = sales_state()
 
     # when: the till retries the same request, then sends another one under the same key
-    again = api.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY="till-6")
-    other = api.post(
-        ONE_SHOT,
-        _body(shopper, care, tenders=[{"kind": "cash", "amount": "600.00"}]),
-        format="json",
-        HTTP_IDEMPOTENCY_KEY="till-6",
-    )
+    again = _post(api, body, "till-6")
+    other = _cash_checkout(api, shopper, care, "till-6")
 
     # then: the same bill, charged once; the other request is refused for the key, and writes nothing
     assert again.status_code == 201, again.json()

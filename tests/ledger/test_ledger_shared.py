@@ -3,7 +3,9 @@ the balance read through the ledger is the row plus the deltas, and the fold mov
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from io import StringIO
 
 import pytest
@@ -186,19 +188,15 @@ def test_a_remembered_shared_account_that_is_not_shared_falls_back_to_the_identi
     assert revenue.pk in locked.balances and revenue.pk not in locked.shared  # locked, as its row says
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_checkout_does_not_wait_for_a_held_shared_row(funded, monkeypatch):
-    """PostgreSQL: one transaction holds the store's revenue row (the fold, say); a posting to it goes on."""
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks: PostgreSQL (SQLite has one writer)")
-    _, revenue = funded
-    monkeypatch.setattr(services, "_KNOWN_IDS", {})  # the first payment locks by identity, the second by id
-    held, release, outcome = threading.Event(), threading.Event(), []
+@contextlib.contextmanager
+def _row_held_elsewhere(account: Account) -> Iterator[None]:
+    """Another connection holds ``account``'s balance row (``FOR UPDATE``) until the block ends."""
+    held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
         try:
             with transaction.atomic():
-                Balance.objects.select_for_update().get(account=revenue)
+                Balance.objects.select_for_update().get(account=account)
                 held.set()
                 release.wait(10)
         finally:
@@ -208,16 +206,32 @@ def test_a_checkout_does_not_wait_for_a_held_shared_row(funded, monkeypatch):
     holder.start()
     try:
         assert held.wait(10)
-        for n in range(2):
-            with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL lock_timeout = '2s'")
-                locked = accounts_lock(organisation_id=ORG, keys=[MEMBER, STORE_REVENUE])
-                _pay(locked, 1_000, f"while-held-{n}")
-            outcome.append(n)
+        yield
     finally:
         release.set()
         holder.join()
+
+
+def _lock_timeout(value: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL lock_timeout = '{value}'")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_checkout_does_not_wait_for_a_held_shared_row(funded, monkeypatch):
+    """PostgreSQL: one transaction holds the store's revenue row (the fold, say); a posting to it goes on."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite has one writer)")
+    _, revenue = funded
+    monkeypatch.setattr(services, "_KNOWN_IDS", {})  # the first payment locks by identity, the second by id
+    outcome = []
+    with _row_held_elsewhere(revenue):
+        for n in range(2):
+            with transaction.atomic():
+                _lock_timeout("2s")
+                locked = accounts_lock(organisation_id=ORG, keys=[MEMBER, STORE_REVENUE])
+                _pay(locked, 1_000, f"while-held-{n}")
+            outcome.append(n)
     assert outcome == [0, 1]
     assert balance_of(revenue) == 2_000
     assert verify_ledger() == []
@@ -244,29 +258,11 @@ def test_the_fold_skips_a_row_another_transaction_holds_and_never_waits(funded):
         pytest.skip("row locks: PostgreSQL (SQLite has one writer)")
     _, revenue = funded
     _bulk_sales(STORE_REVENUE, 400)
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                Balance.objects.select_for_update().get(account=revenue)
-                held.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(10)
+    with _row_held_elsewhere(revenue):
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            _lock_timeout("2s")
             assert balances_fold() == 0
         assert _row_and_deltas(revenue) == (0, [400])
-    finally:
-        release.set()
-        holder.join()
     assert balances_fold() == 1
     assert _row_and_deltas(revenue) == (400, [])
 
