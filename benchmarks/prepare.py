@@ -26,7 +26,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
-from django.test import Client  # noqa: E402
+from django.test import Client, override_settings  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from benchmarks.prepare_body import checkout_body  # noqa: E402
@@ -168,7 +168,12 @@ def main() -> None:
     with transaction.atomic():
         _api_checkout(client, headers, body)
         writes = WriteCounter()
-        with CaptureQueriesContext(connection) as ctx, connection.execute_wrapper(writes):
+        # Each statement waited for (no pipeline, meiye.core.db.pipeline), so that its row count is there to add.
+        with (
+            override_settings(MEIYE_PG_PIPELINE="0"),
+            CaptureQueriesContext(connection) as ctx,
+            connection.execute_wrapper(writes),
+        ):
             _api_checkout(client, headers, body)
         writes.finish()
         transaction.set_rollback(True)

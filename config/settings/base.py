@@ -121,6 +121,14 @@ if MEIYE_PG_PREPARED not in ("hot", "1", "0"):
         f"MEIYE_PG_PREPARED：只能是 hot、1 或 0，收到 {MEIYE_PG_PREPARED!r}。 / "
         f"MEIYE_PG_PREPARED: must be hot, 1 or 0, got {MEIYE_PG_PREPARED!r}."
     )
+# PostgreSQL pipeline mode for the writes nobody waits for (meiye.core.db.pipeline, ADR 0010): "1" (the default)
+# or "0" (each statement waited for, as before; the benchmark's preparer counts the rows each write changes so).
+MEIYE_PG_PIPELINE = os.environ.get("MEIYE_PG_PIPELINE", "1").strip()
+if MEIYE_PG_PIPELINE not in ("1", "0"):
+    raise ImproperlyConfigured(
+        f"MEIYE_PG_PIPELINE：只能是 1 或 0，收到 {MEIYE_PG_PIPELINE!r}。 / "
+        f"MEIYE_PG_PIPELINE: must be 1 or 0, got {MEIYE_PG_PIPELINE!r}."
+    )
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"].endswith("postgresql") and MEIYE_PG_PREPARED == "1":

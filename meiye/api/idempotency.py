@@ -35,6 +35,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from meiye.core import idempotency as core_idempotency
 from meiye.core.crypto import blind_index
+from meiye.core.db.pipeline import pipelined
 from meiye.core.errors import ApplicationError, ValidationFailed
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -134,17 +135,19 @@ def run_idempotent(*, request: Request, call: Callable[[], Response], required: 
             replay = lookup()
             if replay is not None:
                 return _replay(replay)
-            response = call()
-            if _is_success(response):
-                core_idempotency.store(
-                    organisation_id=organisation_id,
-                    key=key,
-                    scope=f"http:{request.method} {request.path}"[:64],
-                    request_hash=request_hash,
-                    status_code=response.status_code,
-                    response=_json_ready(response.data),
-                )
-            else:
+            # The work's queued writes and the record go to PostgreSQL in one round trip (meiye.core.db.pipeline).
+            with pipelined():
+                response = call()
+                if _is_success(response):
+                    core_idempotency.store(
+                        organisation_id=organisation_id,
+                        key=key,
+                        scope=f"http:{request.method} {request.path}"[:64],
+                        request_hash=request_hash,
+                        status_code=response.status_code,
+                        response=_json_ready(response.data),
+                    )
+            if not _is_success(response):
                 transaction.set_rollback(True)
             return response
     except (IntegrityError, ApplicationError) as exc:

@@ -44,5 +44,7 @@ def audit_record(
         object_repr=str(obj)[:200] if obj is not None else "",
         detail=detail or {},
     )
-    insert_rows([row])  # SQL built once per connection (meiye.core.db.fastwrite): every action is audited
+    # SQL built once per connection (meiye.core.db.fastwrite): every action is audited. In a pipelined block the
+    # row is queued, its key set when the block settles (nothing reads an audit row's key at once).
+    insert_rows([row], keys_later=True)
     return row

@@ -98,7 +98,7 @@ def store(
         status_code=status_code,
         response=response,
     )
-    insert_rows([record])
+    insert_rows([record], keys_later=True)  # queued in a pipelined block (meiye.core.db.pipeline)
 
 
 def run_idempotent(

@@ -33,6 +33,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.base import ModelState
 from django.utils import timezone
 
+from meiye.core.db import pipeline
 from meiye.core.db.cursors import hot_cursor
 from meiye.core.db.fastwrite import insert_rows, insert_rows_or_skip, insert_values
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed
@@ -1063,8 +1064,7 @@ def _update_balances(changes: Mapping[int, int], bumps: Mapping[int, int]) -> No
     params += [value for pk in ids for value in (pk, bumps[pk])]
     params.append(connection.ops.adapt_datetimefield_value(timezone.now()))
     params += ids
-    with hot_cursor(connection, len(params)) as cursor:
-        cursor.execute(sql, params)
+    pipeline.later(connection, hot_cursor(connection, len(params)), sql, params)  # queued in a pipelined block
 
 
 def _identity(account: Account) -> tuple[str, int, str, str]:

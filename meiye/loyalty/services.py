@@ -965,7 +965,8 @@ class PreparedEarning:
     debt: int
 
     def create_lot(self, journal: Journal) -> PointsLot:
-        """After the journal is written: the lot of these points, less the debt they repay (``points_earn``)."""
+        """After the journal is written: the lot of these points, less the debt they repay (``points_earn``). In a
+        pipelined block (the checkout's) the lot's key is set when the block settles."""
         return _create_lot(
             member=self.member,
             journal=journal,
@@ -974,6 +975,7 @@ class PreparedEarning:
             expires_on=self.expires_on,
             points=self.points,
             debt=self.debt,
+            keys_later=True,
         )
 
 
@@ -1319,9 +1321,11 @@ def _create_lot(
     expires_on: date,
     points: int,
     debt: int,
+    keys_later: bool = False,
 ) -> PointsLot:
     """The lot of an earning. The part that repays a debt is a ``PointsLotUse`` of the earning journal itself,
-    so every lot keeps remaining = amount − uses + returns."""
+    so every lot keeps remaining = amount − uses + returns. ``keys_later``: in a pipelined block, the lot's
+    key is set when the block settles (``fastwrite.insert_rows``), unless a use of it needs the key now."""
     repaid = min(points, debt)
     lot = PointsLot(
         organisation_id=member.organisation_id,
@@ -1333,7 +1337,7 @@ def _create_lot(
         amount=points,
         remaining=points - repaid,
     )
-    insert_rows([lot])
+    insert_rows([lot], keys_later=keys_later and not repaid)
     if repaid:
         PointsLotUse.objects.create(lot=lot, journal=journal, amount=repaid)
     return lot

@@ -51,6 +51,7 @@ from meiye.catalog.models import Item, StorePrice
 from meiye.catalog.selectors import store_prices
 from meiye.core.db.cursors import hot_cursor
 from meiye.core.db.fastwrite import insert_rows, insert_rows_or_skip, update_row
+from meiye.core.db.pipeline import pipelined, settle
 from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed, not_found
 from meiye.core.idempotency import canonical_hash, conflict_error, validate_key
@@ -842,134 +843,146 @@ def _complete(
             if growth is not None:
                 postings["grw"] = growth
 
-    # The journals, in the order the bill has always posted them; their keys derive from the bill's.
-    journals = dict(
-        zip(
-            postings,
-            journals_post(
-                organisation_id=bill.organisation_id, postings=list(postings.values()), locked=locked, keys_claimed=True
-            ),
-            strict=True,
-        )
-    )
-    cny_journal = journals.get("cny")
-    points_spend_journal = journals.get("pts-spend")
-    if spending is not None and points_spend_journal is not None:
-        spending.take_from_lots(points_spend_journal)
-    points_earn_journal_id: int | None = None
-    if earning is not None:
-        points_earn_journal_id = earning.create_lot(journals["pts-earn"]).journal_id
-    growth_journal = journals.get("grw")
-    if growth_journal is not None and member is not None:
-        tier_after_bill(actor=actor, member=member, on=ctx.on)  # upgrades at once when a threshold is crossed
-    if member is not None and earning_fen > 0:
-        rewards_after_bill(  # event rewards a paid bill triggers (S-10 referral), see loyalty.rules
-            actor=actor,
-            member=member,
-            bill_id=bill.pk,
-            earning_fen=earning_fen,
-            services_fen=sum(line.line_total_fen for line in lines if line.kind == "service"),
-            on=ctx.on,
-        )
-
-    # 5. The bill's own rows.
-    new_lines = lines[0].pk is None
-    if new_lines:
-        lines = insert_rows(lines)
-    else:  # saved while the bill was open: the offers may have re-priced them, and they earned
-        BillLine.objects.bulk_update(
-            lines,
-            [*REPRICED_FIELDS, "earning_fen", "points_earned", "earning_steps"],
-        )
-    tender_rows = insert_rows(
-        [
-            Tender(
-                bill=bill,
-                kind=plan.kind,
-                amount_fen=plan.amount_fen,
-                received_fen=plan.received_fen,
-                change_fen=plan.change_fen,
-                external_ref=plan.external_ref,
-                principal_fen=principal_fen if plan.kind == TenderKind.STORED_VALUE else 0,
-                bonus_fen=bonus_fen if plan.kind == TenderKind.STORED_VALUE else 0,
-                points_used=plan.points,
-                journal=cny_journal,
-                points_journal=points_spend_journal if plan.kind == TenderKind.POINTS else None,
-                package_item_id=plan.package.member_item_id if plan.package is not None else None,
-                sessions=plan.package.sessions if plan.package is not None else 0,
-                gift_card=plan.gift_card,
+    # From here the writes that return nothing anybody reads at once are queued and reach PostgreSQL with the
+    # next statement waited for (meiye.core.db.pipeline): the ledger's entries and balances, the lot, the lines
+    # and tenders go with the bill's number, the bill's completion and its audit row when the block ends.
+    with pipelined():
+        # The journals, in the order the bill has always posted them; their keys derive from the bill's.
+        journals = dict(
+            zip(
+                postings,
+                journals_post(
+                    organisation_id=bill.organisation_id,
+                    postings=list(postings.values()),
+                    locked=locked,
+                    keys_claimed=True,
+                ),
+                strict=True,
             )
-            for plan in plans
-        ]
-    )
-    # 6. Prepaid: the sessions the bill used, the gift cards it took, the packages it sold (ADR 0006), in the
-    #    bill's store whichever store the cashier has chosen.
-    prepaid_actor = actor if actor.store == store else replace(actor, store=store)
-    # Package items in primary-key order, as every lock is taken, so two checkouts cannot deadlock.
-    ordered = sorted(
-        enumerate(plans), key=lambda p: (p[1].package is None, p[1].package.member_item_id if p[1].package else 0)
-    )
-    for index, plan in ordered:
-        if plan.package is not None:
-            assert member is not None
-            package_sessions_use(
-                index=index,
-                actor=prepaid_actor,
+        )
+        cny_journal = journals.get("cny")
+        points_spend_journal = journals.get("pts-spend")
+        if spending is not None and points_spend_journal is not None:
+            spending.take_from_lots(points_spend_journal)
+        points_earn_journal_id: int | None = None
+        if earning is not None:
+            points_earn_journal_id = earning.create_lot(journals["pts-earn"]).journal_id
+        growth_journal = journals.get("grw")
+        if growth_journal is not None and member is not None:
+            tier_after_bill(actor=actor, member=member, on=ctx.on)  # upgrades at once when a threshold is crossed
+        if member is not None and earning_fen > 0:
+            rewards_after_bill(  # event rewards a paid bill triggers (S-10 referral), see loyalty.rules
+                actor=actor,
                 member=member,
-                member_item_id=plan.package.member_item_id,
-                sessions=plan.package.sessions,
-                on=today,
-                performed_by_id=plan.package.performed_by_id,
                 bill_id=bill.pk,
-                idempotency_key=_derived_key(key, f"ses{index}"),
+                earning_fen=earning_fen,
+                services_fen=sum(line.line_total_fen for line in lines if line.kind == "service"),
+                on=ctx.on,
             )
-        elif plan.gift_card is not None:
-            gift_card_after_use(
-                actor=prepaid_actor,
-                card=plan.gift_card,
-                amount_fen=plan.amount_fen,
-                bill_id=bill.pk,
-                balance_after_fen=gift_balances_after[plan.gift_card.pk],
+
+        # 5. The bill's own rows.
+        new_lines = lines[0].pk is None
+        if new_lines:
+            lines = insert_rows(lines, keys_later=True)  # their keys are set at settle(), after the number
+        else:  # saved while the bill was open: the offers may have re-priced them, and they earned
+            BillLine.objects.bulk_update(
+                lines,
+                [*REPRICED_FIELDS, "earning_fen", "points_earned", "earning_steps"],
             )
-    sold = package_lines(lines)
-    if sold:
-        assert member is not None  # check_package_buyer
-        packages_issue_for_bill(actor=prepaid_actor, bill_id=bill.pk, member=member, lines=sold)
-    _remember_rows(bill, lines=lines, tenders=tender_rows)
-    bill.status = BillStatus.COMPLETED
-    bill.completed_at = timezone.now()
-    bill.earning_total_fen = earning_fen if member is not None else 0
-    bill.points_earned = points_total
-    bill.cny_journal = cny_journal
-    bill.points_spend_journal = points_spend_journal
-    bill.points_earn_journal_id = points_earn_journal_id
-    bill.growth_journal = growth_journal
-    coupons_mark_used(actor=actor, used=config.coupons, bill_id=bill.pk)
-    if member is not None and (sv_plan is not None or points_total > 0):
-        # S-17's charge message and the points-earned message, queued once the bill has committed.
-        charge = (sv_plan.amount_fen, sv_balance_after) if sv_plan is not None else None
-        bill_id = bill.pk
-        transaction.on_commit(lambda: bill_notify_member(bill_id, charge))
-    if bill.number.startswith(PROVISIONAL_NUMBER):  # numbered last (_insert_bill)
-        bill.number = _next_number(store)
-        update_row(bill, (*COMPLETION_FIELDS, "number"))
-    else:
-        update_row(bill, COMPLETION_FIELDS)
-    if new_lines:
-        _audit_manual_price(actor, bill, lines)  # after the number: the audit shows it
-    audit_record(
-        actor=actor,
-        action="sales.bill_complete",
-        obj=bill,
-        detail={
-            "payable_fen": payable,
-            "tenders": [[p.kind, p.amount_fen] for p in plans],
-            "principal_fen": principal_fen,
-            "bonus_fen": bonus_fen,
-            "points_used": points_plan.points if points_plan else 0,
-            "points_earned": points_total,
-        },
-    )
+        tender_rows = insert_rows(
+            [
+                Tender(
+                    bill=bill,
+                    kind=plan.kind,
+                    amount_fen=plan.amount_fen,
+                    received_fen=plan.received_fen,
+                    change_fen=plan.change_fen,
+                    external_ref=plan.external_ref,
+                    principal_fen=principal_fen if plan.kind == TenderKind.STORED_VALUE else 0,
+                    bonus_fen=bonus_fen if plan.kind == TenderKind.STORED_VALUE else 0,
+                    points_used=plan.points,
+                    journal=cny_journal,
+                    points_journal=points_spend_journal if plan.kind == TenderKind.POINTS else None,
+                    package_item_id=plan.package.member_item_id if plan.package is not None else None,
+                    sessions=plan.package.sessions if plan.package is not None else 0,
+                    gift_card=plan.gift_card,
+                )
+                for plan in plans
+            ],
+            keys_later=True,
+        )
+        # 6. Prepaid: the sessions the bill used, the gift cards it took, the packages it sold (ADR 0006), in the
+        #    bill's store whichever store the cashier has chosen. Their services may read the lines' keys.
+        sold = package_lines(lines)
+        if sold or any(plan.package is not None or plan.gift_card is not None for plan in plans):
+            settle()
+        prepaid_actor = actor if actor.store == store else replace(actor, store=store)
+        # Package items in primary-key order, as every lock is taken, so two checkouts cannot deadlock.
+        ordered = sorted(
+            enumerate(plans), key=lambda p: (p[1].package is None, p[1].package.member_item_id if p[1].package else 0)
+        )
+        for index, plan in ordered:
+            if plan.package is not None:
+                assert member is not None
+                package_sessions_use(
+                    index=index,
+                    actor=prepaid_actor,
+                    member=member,
+                    member_item_id=plan.package.member_item_id,
+                    sessions=plan.package.sessions,
+                    on=today,
+                    performed_by_id=plan.package.performed_by_id,
+                    bill_id=bill.pk,
+                    idempotency_key=_derived_key(key, f"ses{index}"),
+                )
+            elif plan.gift_card is not None:
+                gift_card_after_use(
+                    actor=prepaid_actor,
+                    card=plan.gift_card,
+                    amount_fen=plan.amount_fen,
+                    bill_id=bill.pk,
+                    balance_after_fen=gift_balances_after[plan.gift_card.pk],
+                )
+        if sold:
+            assert member is not None  # check_package_buyer
+            packages_issue_for_bill(actor=prepaid_actor, bill_id=bill.pk, member=member, lines=sold)
+        _remember_rows(bill, lines=lines, tenders=tender_rows)
+        bill.status = BillStatus.COMPLETED
+        bill.completed_at = timezone.now()
+        bill.earning_total_fen = earning_fen if member is not None else 0
+        bill.points_earned = points_total
+        bill.cny_journal = cny_journal
+        bill.points_spend_journal = points_spend_journal
+        bill.points_earn_journal_id = points_earn_journal_id
+        bill.growth_journal = growth_journal
+        coupons_mark_used(actor=actor, used=config.coupons, bill_id=bill.pk)
+        if member is not None and (sv_plan is not None or points_total > 0):
+            # S-17's charge message and the points-earned message, queued once the bill has committed.
+            charge = (sv_plan.amount_fen, sv_balance_after) if sv_plan is not None else None
+            bill_id = bill.pk
+            transaction.on_commit(lambda: bill_notify_member(bill_id, charge))
+        if bill.number.startswith(PROVISIONAL_NUMBER):  # numbered last (_insert_bill)
+            bill.number = _next_number(store)
+            settle()  # the lines' and tenders' keys: their answers came with the number's
+            update_row(bill, (*COMPLETION_FIELDS, "number"))
+        else:
+            settle()
+            update_row(bill, COMPLETION_FIELDS)
+        if new_lines:
+            _audit_manual_price(actor, bill, lines)  # after the number: the audit shows it
+        audit_record(
+            actor=actor,
+            action="sales.bill_complete",
+            obj=bill,
+            detail={
+                "payable_fen": payable,
+                "tenders": [[p.kind, p.amount_fen] for p in plans],
+                "principal_fen": principal_fen,
+                "bonus_fen": bonus_fen,
+                "points_used": points_plan.points if points_plan else 0,
+                "points_earned": points_total,
+            },
+        )
 
 
 # The prefix of a bill's number until ``_complete`` numbers it (never seen outside the transaction).

@@ -10,11 +10,16 @@ them (``bulk_create`` skips both as well).
 - ``insert_rows(objs)``: new rows of one model, primary keys set from ``RETURNING`` (as ``bulk_create`` on
   PostgreSQL and SQLite 3.35+), in as many statements as the database's parameter limit needs (as
   ``bulk_create`` splits them); a value that is an expression falls back to ``bulk_create``.
+  ``keys_later=True``: in a ``pipelined()`` block (``meiye.core.db.pipeline``) the INSERT is queued and the keys
+  are set when its answer is in (at the next ``settle()`` or the block's end); for rows whose keys nobody reads
+  before then.
 - ``insert_rows_or_skip(objs, match=field)``: ``insert_rows`` where a row that a unique constraint already holds
   is left out (``ON CONFLICT DO NOTHING``) instead of failing, so the transaction stays usable (no savepoint
   needed to explain or replay a clash); returns the rows written.
-- ``update_row(obj, fields)``: ``save(update_fields=fields)`` for a row known to exist.
-- ``insert_values(model, columns, rows)``: rows of plain values, no instances (a journal's entries).
+- ``update_row(obj, fields)``: ``save(update_fields=fields)`` for a row known to exist (in a pipelined block,
+  queued: that one row was updated is checked when the answer is in).
+- ``insert_values(model, columns, rows)``: rows of plain values, no instances (a journal's entries); nothing
+  is returned, so in a pipelined block it is queued.
 
 A value whose field would hand it to the database unchanged — an ``int`` in an integer field or a foreign key
 to an integer key, a ``str`` in a ``CharField`` or ``TextField``, a ``bool`` in a ``BooleanField``, ``None``
@@ -32,6 +37,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import models as m
 from django.db.models import Field, Model
 
+from meiye.core.db import pipeline
 from meiye.core.db.cursors import hot_cursor
 
 M = TypeVar("M", bound=Model)
@@ -99,8 +105,9 @@ class _Expression(Exception):
     """A value is an expression: the caller lets Django compile the write."""
 
 
-def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
-    """INSERT ``objs`` (one model, no primary key yet) in one statement; returns them with their keys."""
+def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS, keys_later: bool = False) -> list[M]:
+    """INSERT ``objs`` (one model, no primary key yet) in one statement; returns them with their keys (with
+    ``keys_later``, in a pipelined block, the keys are set when the block settles: see the module doc)."""
     if not objs:
         return list(objs)
     model = type(objs[0])
@@ -117,15 +124,22 @@ def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
         rows = [_prepared(fields, obj, plain, connection, add=True) for obj in objs]
     except _Expression:
         return model._default_manager.using(using).bulk_create(objs)  # an expression: Django compiles it
-    ids = _insert_chunks(connection, fields, rows, lambda n: _insert_sql(connection, cache, model, fields, n))
     pk_field = model._meta.pk
     converters = connection.ops.get_db_converters(pk_field.get_col(model._meta.db_table))
-    for obj, (pk,) in zip(objs, ids, strict=True):
-        for converter in converters:
-            pk = converter(pk, pk_field, connection)
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = using
+
+    def set_keys(start: int, ids: Sequence[Any]) -> None:
+        for obj, (pk,) in zip(objs[start : start + len(ids)], ids, strict=True):
+            for converter in converters:
+                pk = converter(pk, pk_field, connection)
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = using
+
+    sql_for = lambda n: _insert_sql(connection, cache, model, fields, n)  # noqa: E731
+    if keys_later:
+        _insert_chunks_later(connection, fields, rows, sql_for, set_keys)
+    else:
+        set_keys(0, _insert_chunks(connection, fields, rows, sql_for))
     return list(objs)
 
 
@@ -188,24 +202,50 @@ def insert_values(
     fields = cache.get(key)
     if fields is None:
         fields = cache[key] = [model._meta.get_field(name) for name in columns]
-    _insert_chunks(connection, fields, rows, lambda n: _values_sql(connection, cache, model, fields, n))
+    _insert_chunks_later(connection, fields, rows, lambda n: _values_sql(connection, cache, model, fields, n), None)
 
 
 def _insert_chunks(
     connection: Any, fields: Sequence[Any], rows: Sequence[Sequence[Any]], sql_for: Callable[[int], str]
 ) -> list[Any]:
-    """Run ``sql_for(n)`` (an INSERT of ``n`` rows) over ``rows`` in as many statements as the database's
-    parameter limit needs; the rows the statements return (``RETURNING``), if any."""
+    """Run ``sql_for(n)`` (an INSERT of ``n`` rows … RETURNING) over ``rows`` in as many statements as the
+    database's parameter limit needs; the rows the statements return."""
     returned: list[Any] = []
-    size = _batch_size(connection, fields, rows)
-    for start in range(0, len(rows), size):
-        chunk = rows[start : start + size]
-        params = [value for row in chunk for value in row]
+    for chunk, params in _chunks(connection, fields, rows):
         with hot_cursor(connection, len(params)) as cursor:
             cursor.execute(sql_for(len(chunk)), params)
-            if cursor.description is not None:
-                returned.extend(cursor.fetchall())
+            returned.extend(cursor.fetchall())
     return returned
+
+
+def _insert_chunks_later(
+    connection: Any,
+    fields: Sequence[Any],
+    rows: Sequence[Sequence[Any]],
+    sql_for: Callable[[int], str],
+    then: Callable[[int, list[Any]], None] | None,
+) -> None:
+    """``_insert_chunks`` through ``pipeline.later``: queued in a pipelined block. ``then(start, returned)`` gets
+    each statement's returned rows (``RETURNING``) with the index of its first row, once they are in; with no
+    ``then`` the statement returns nothing."""
+    start = 0
+    for chunk, params in _chunks(connection, fields, rows):
+        answer = None if then is None else (lambda cursor, at=start: then(at, cursor.fetchall()))
+        pipeline.later(connection, hot_cursor(connection, len(params)), sql_for(len(chunk)), params, answer)
+        start += len(chunk)
+
+
+def _chunks(
+    connection: Any, fields: Sequence[Any], rows: Sequence[Sequence[Any]]
+) -> list[tuple[Sequence[Sequence[Any]], list[Any]]]:
+    """``rows`` in as many statements as the database's parameter limit needs: each chunk with its flat
+    parameters."""
+    size = _batch_size(connection, fields, rows)
+    chunks = []
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        chunks.append((chunk, [value for row in chunk for value in row]))
+    return chunks
 
 
 def _values_sql(connection: Any, cache: dict[Any, Any], model: type[Model], fields: Sequence[Any], n: int) -> str:
@@ -262,8 +302,11 @@ def update_row(obj: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALI
         obj.save(update_fields=list(fields), using=using)
         return
     params.append(obj.pk)
-    with hot_cursor(connection, len(params)) as cursor:
-        cursor.execute(sql, params)
+    pk = obj.pk
+
+    def one_row(cursor: Any) -> None:
         if cursor.rowcount != 1:
             missing: Any = model
-            raise missing.DoesNotExist(f"update_row: {model.__name__} {obj.pk} was not updated")
+            raise missing.DoesNotExist(f"update_row: {model.__name__} {pk} was not updated")
+
+    pipeline.later(connection, hot_cursor(connection, len(params)), sql, params, one_row)
