@@ -21,7 +21,10 @@ writes whose result nobody reads at once, and for nothing else:
   queued writes are the rows a checkout has already checked (a journal's entries, a balance the lock has
   read, the bill's lines and tenders): an error there is a broken invariant, not an answer a caller expects.
 - After an error the pipeline is brought back in step before the next statement (as psycopg's own rollback
-  does), so a caller that catches an error and rolls back to a savepoint works as it does outside the block.
+  does), so a caller that catches an error and rolls back to a savepoint works as it does outside the block;
+  the callbacks of the writes that failed or were skipped with it do not run.
+- psycopg has no server-side cursors in pipeline mode: in the block ``QuerySet.iterator()`` reads with a
+  client-side cursor (``DISABLE_SERVER_SIDE_CURSORS`` for the block's duration), all rows at once.
 
 On SQLite, outside a transaction, with ``MEIYE_PG_PIPELINE=0`` and outside any ``pipelined()`` block, ``later``
 runs each write at once: the same statements, in the same order.
@@ -67,6 +70,10 @@ def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         yield
         return
     state: _Pipeline | None = None
+    # psycopg has no server-side (named) cursors in pipeline mode: ``QuerySet.iterator()`` reads its rows with a
+    # client-side cursor in the block (all at once, as on SQLite), instead of failing.
+    server_side = connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
+    connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = True
     try:
         with connection.wrap_database_errors:
             with connection.connection.pipeline() as raw:  # its end syncs: every answer is in after it
@@ -78,6 +85,7 @@ def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
             _settle(state, answered=True)
     finally:
         setattr(connection, _STATE, None)
+        connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = server_side
         if state is not None:
             for cursor, _ in state.waiting:
                 cursor.close()
@@ -125,7 +133,9 @@ def _settle(state: _Pipeline, *, answered: bool = False) -> None:
     waiting, state.waiting = state.waiting, []
     try:
         for cursor, then in waiting:
-            if then is not None:
+            # No answer: the write failed, or the server skipped it after another's failure. That error has been
+            # raised already; a caller that caught it has rolled back to a savepoint, and this write with it.
+            if then is not None and cursor.cursor.pgresult is not None:
                 then(cursor)
     finally:
         for cursor, _ in waiting:
