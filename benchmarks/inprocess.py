@@ -10,6 +10,7 @@ asserted. Each run adds N bills to the benchmark database.
 
     python benchmarks/inprocess.py --backend sqlite --n 300
     python benchmarks/inprocess.py --backend postgresql --n 300 --profile   (cProfile of the checkouts)
+    python benchmarks/inprocess.py --backend postgresql --queries   (the SQL of one checkout)
 
 The profile is sorted by ``BENCH_PROFILE_SORT`` (default ``tottime``; ``cumulative`` shows where the time goes
 from the view down) and restricted by ``BENCH_PROFILE_LINES``: pstats restrictions separated by commas, each a
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10_000, help="which prepared benchmark database")
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the checkouts")
+    parser.add_argument("--queries", action="store_true", help="print the SQL of one checkout and stop")
     args = parser.parse_args()
 
     env = db_env(args.backend, args.members)
@@ -70,7 +72,7 @@ def main() -> None:
     def checkout(i: int) -> None:
         response = client.post(
             "/api/v1/bills/checkout/",
-            json.dumps(checkout_body(members[i % len(members)], items)),
+            json.dumps(checkout_body(members[i % len(members)], items, info["payable_fen"])),
             content_type="application/json",
             HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
             **headers,
@@ -85,6 +87,9 @@ def main() -> None:
     for i in range(20):  # warm up: connections, compiled queries, prepared statements
         checkout(i)
         floor(i)
+    if args.queries:
+        _print_queries(lambda: checkout(20))
+        return
     backend_pid = None
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -106,6 +111,26 @@ def main() -> None:
         f"   floor/checkout: wall {results['floor']['wall_ms'] / results['checkout']['wall_ms']:.2f}, "
         f"cpu {total['floor'] / total['checkout']:.2f}"
     )
+
+
+def _print_queries(call: Callable[[], None]) -> None:
+    """The statements one warm checkout sends, in order, with the time since the request began when each was
+    sent (a statement queued in a pipeline shows as sent; its answer is read with the next one waited for)."""
+    from django.db import connection
+
+    sent: list[tuple[float, str]] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        sent.append((time.perf_counter(), sql))
+        return execute(sql, params, many, context)
+
+    start = time.perf_counter()
+    with connection.execute_wrapper(watch):
+        call()
+    end = time.perf_counter()
+    for number, (at, sql) in enumerate(sent, 1):
+        print(f"{number:3}. {(at - start) * 1000:6.2f} ms  {' '.join(sql.split())[:150]}")
+    print(f"{len(sent)} statements; the request took {(end - start) * 1000:.2f} ms")
 
 
 BLOCK = 20  # requests of one kind in a row; the kinds take turns so that both see the machine alike

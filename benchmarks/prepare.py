@@ -14,6 +14,7 @@ import os
 import random
 import sys
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +31,31 @@ from django.test import Client, override_settings  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from benchmarks.prepare_body import checkout_body  # noqa: E402
+from meiye.catalog.models import Item  # noqa: E402
 from meiye.catalog.services import category_save, item_save  # noqa: E402
 from meiye.core.money import Money  # noqa: E402
 from meiye.ledger.services import balances_fold  # noqa: E402
+from meiye.loyalty.models import MemberTier  # noqa: E402
 from meiye.loyalty.services import earning_rate_set  # noqa: E402
+from meiye.loyalty.tiers import tier_grant, tier_save  # noqa: E402
 from meiye.members import demo_data  # noqa: E402
 from meiye.members.models import Member  # noqa: E402
 from meiye.org.context import Actor  # noqa: E402
 from meiye.org.models import Organisation, Staff  # noqa: E402
 from meiye.org.services import api_token_create  # noqa: E402
+from meiye.sales.services import bill_add_line, bill_open  # noqa: E402
 from meiye.wallet.models import CardProduct  # noqa: E402
 from meiye.wallet.services import CardProductInput, card_product_save, wallet_recharge  # noqa: E402
 
 FUNDED_MEMBERS = 400
+# The member's price: a tier ladder whose Silver takes 10% off services, and every funded member holds Silver
+# (granted; her growth also earns it after a bill). Gold is out of reach, so the price never changes between runs,
+# yet each bill still checks for an upgrade as a real chain's would.
+TIERS = [
+    ("normal", "普通", "Standard", "0.00", {}),
+    ("silver", "银卡", "Silver", "1000.00", {"service": 1000}),
+    ("gold", "金卡", "Gold", "1000000000.00", {"service": 2000}),
+]
 ITEMS = [
     ("bench-facial", "基础面部护理", "basic_care", "service", "298.00", 60),
     ("bench-lift", "抗衰提拉", "anti_ageing", "service", "680.00", 90),
@@ -143,6 +156,28 @@ def main() -> None:
         actor=hq, data=CardProductInput(code="bench-uncapped", name="压测储值卡 Benchmark card", cooling_off_days=0)
     )
     run = uuid.uuid4().hex[:8]
+    ladder = {
+        code: tier_save(
+            actor=hq, code=code, name_zh=zh, name_en=en, threshold=Money.parse(threshold), discounts_bp=discounts
+        )
+        for code, zh, en, threshold, discounts in TIERS
+    }
+    silver = ladder["silver"]
+    holding = set(MemberTier.objects.filter(member_id__in=members, tier=silver).values_list("member_id", flat=True))
+    until = date.today() + timedelta(days=3650)
+    for member_id in members:
+        if member_id not in holding:
+            tier_grant(
+                actor=hq, member=Member(pk=member_id), tier=silver, until=until, reason="benchmark: member price"
+            )
+    # What the realistic bill costs a Silver member: priced by an open bill that is rolled back.
+    with transaction.atomic():
+        bill = bill_open(actor=desk, member=Member.objects.get(pk=members[0]))
+        for item_id in item_ids:
+            bill_add_line(actor=desk, bill=bill, item=Item.objects.get(pk=item_id))
+        bill.refresh_from_db()
+        payable_fen = bill.payable_total_fen
+        transaction.set_rollback(True)
     for member_id in members:
         amount = "1000000.00" if member_id == members[-1] else "100000.00"
         wallet_recharge(
@@ -162,7 +197,7 @@ def main() -> None:
     # (a multi-row INSERT is one statement of several row writes). The member's first checkout also creates
     # her points and growth accounts, so a warm-up checkout runs first and only the second, the steady state,
     # is counted.
-    body = checkout_body(members[0], item_ids)
+    body = checkout_body(members[0], item_ids, payable_fen)
     client = Client(HTTP_HOST="127.0.0.1")
     headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {secret}", "HTTP_X_STORE_ID": str(store.pk)}
     with transaction.atomic():
@@ -196,6 +231,7 @@ def main() -> None:
                 "store_id": store.pk,
                 "members": members,
                 "items": item_ids,
+                "payable_fen": payable_fen,
                 "checkout_queries": len(sql),
                 "checkout_writes": writes.statements,
                 "checkout_rows": writes.rows,

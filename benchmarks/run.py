@@ -127,7 +127,7 @@ def scenario(info: dict, port: int, args: argparse.Namespace, backend: str, larg
     def checkout(client: int, n: int, member: int | None = None):
         who = member if member is not None else members[(client * 7919 + n) % len(members)]
         headers = {**auth, "Idempotency-Key": uuid.uuid4().hex}
-        return json_request("POST", "/api/v1/bills/checkout/", checkout_body(who, items), headers)
+        return json_request("POST", "/api/v1/bills/checkout/", checkout_body(who, items, info["payable_fen"]), headers)
 
     results = []
     closed_loop("warm-up", port, checkout, args.clients, 2)

@@ -129,24 +129,24 @@ def run_idempotent(*, request: Request, call: Callable[[], Response], required: 
         core_idempotency.lookup, organisation_id=organisation_id, key=key, request_hash=request_hash
     )
     try:
-        with transaction.atomic():
+        # On PostgreSQL the block is pipelined from its first statement (meiye.core.db.pipeline): the BEGIN
+        # travels with the lookup, and the work's queued writes with the record.
+        with transaction.atomic(), pipelined():
             # Looked up inside the transaction: on SQLite (immediate transactions) a concurrent twin has
             # committed by now; on PostgreSQL the unique constraint or the business rule catches it below.
             replay = lookup()
             if replay is not None:
                 return _replay(replay)
-            # The work's queued writes and the record go to PostgreSQL in one round trip (meiye.core.db.pipeline).
-            with pipelined():
-                response = call()
-                if _is_success(response):
-                    core_idempotency.store(
-                        organisation_id=organisation_id,
-                        key=key,
-                        scope=f"http:{request.method} {request.path}"[:64],
-                        request_hash=request_hash,
-                        status_code=response.status_code,
-                        response=_json_ready(response.data),
-                    )
+            response = call()
+            if _is_success(response):
+                core_idempotency.store(
+                    organisation_id=organisation_id,
+                    key=key,
+                    scope=f"http:{request.method} {request.path}"[:64],
+                    request_hash=request_hash,
+                    status_code=response.status_code,
+                    response=_json_ready(response.data),
+                )
             if not _is_success(response):
                 transaction.set_rollback(True)
             return response

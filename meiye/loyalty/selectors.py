@@ -292,13 +292,29 @@ def local_today(store: Store | None) -> date:
     return timezone.localdate(timezone=store_zone(store))
 
 
-def growth_window_entries(
-    organisation_id: int, *, on: date, zone: tzinfo, owner: Q | None = None, member_id: int | None = None
-) -> QuerySet[Entry]:
-    """The growth entries that count on ``on`` (see above) of the member ``member_id`` (her own account only)
-    or of the accounts ``owner`` selects."""
+def growth_window_bounds(on: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The instants the growth that counts on ``on`` was paid between: from the start of the window's first day
+    (included) to the start of the day after ``on`` (excluded), in ``zone``."""
     start = datetime.combine(growth_window_start(on), time.min, tzinfo=zone)
-    end = datetime.combine(on + timedelta(days=1), time.min, tzinfo=zone)
+    return start, datetime.combine(on + timedelta(days=1), time.min, tzinfo=zone)
+
+
+def growth_window_entries(
+    organisation_id: int,
+    *,
+    on: date | None = None,
+    zone: tzinfo | None = None,
+    between: tuple[datetime, datetime] | None = None,
+    owner: Q | None = None,
+    member_id: int | None = None,
+) -> QuerySet[Entry]:
+    """The growth entries that count on ``on`` in ``zone`` (or paid ``between`` two instants, see
+    ``growth_window_bounds``) of the member ``member_id`` (her own account only) or of the accounts ``owner``
+    selects."""
+    if between is None:
+        assert on is not None and zone is not None
+        between = growth_window_bounds(on, zone)
+    start, end = between
     owners = Q(account__owner_id=member_id) if member_id is not None else (owner or Q())
     return Entry.objects.filter(
         owners,
@@ -311,16 +327,26 @@ def growth_window_entries(
     ).exclude(journal__code=GROWTH_MERGE_CODE)
 
 
-def growth_window_expression(member_id: int, organisation_id: int, *, on: date, zone: tzinfo) -> Combinable:
-    """The member's 12-month growth (fen, may be negative) as an expression, to read it with other rows.
+def growth_window_expression(
+    member_id: int,
+    organisation_id: int,
+    *,
+    on: date | None = None,
+    zone: tzinfo | None = None,
+    between: tuple[datetime, datetime] | None = None,
+) -> Combinable:
+    """The member's 12-month growth (fen, may be negative) as an expression, to read it with other rows: on
+    ``on`` in ``zone``, or paid ``between`` two instants (a prepared query passes them as arguments).
 
     Her own account and the accounts of the members merged into her are summed apart, so each lookup of
     an account uses its unique index (organisation, owner type, owner id, asset, kind)."""
-    own = growth_window_entries(organisation_id, on=on, zone=zone, member_id=member_id)
+    if between is None:
+        assert on is not None and zone is not None
+        between = growth_window_bounds(on, zone)
+    own = growth_window_entries(organisation_id, between=between, member_id=member_id)
     merged = growth_window_entries(
         organisation_id,
-        on=on,
-        zone=zone,
+        between=between,
         owner=Q(account__owner_id__in=GrowthSource.objects.filter(member_id=member_id).values("source_id")),
     )
     return Coalesce(_sum_of(own), 0, output_field=BigIntegerField()) + Coalesce(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from math import gcd
 from typing import Any
 
@@ -44,6 +44,7 @@ from meiye.loyalty.selectors import (
     GROWTH_ASSET,
     MEMBER_GROWTH,
     growth_in_window,
+    growth_window_bounds,
     growth_window_expression,
     local_today,
     shift_months,
@@ -132,15 +133,8 @@ def tier_after_bill(*, actor: Actor, member: Member, on: date) -> None:
     cached: _TierView | None = getattr(member, _CACHE, None)
     if cached is not None and not cached.ladder:
         return
-    state = MemberTier.objects.filter(member_id=member.pk)
-    ladder = list(
-        Tier.objects.filter(organisation_id=member.organisation_id)
-        .annotate(
-            earned_id=Subquery(state.values("earned_tier_id")[:1]),
-            growth=growth_window_expression(member.pk, member.organisation_id, on=on, zone=store_zone(actor.store)),
-        )
-        .order_by("threshold_fen")
-    )
+    start, end = growth_window_bounds(on, store_zone(actor.store))
+    ladder = _LADDER_WITH_EARNED_AND_GROWTH.all(member.organisation_id, member.pk, start, end)
     if not ladder:
         return
     earned_id, growth = getattr(ladder[0], "earned_id", None), max(int(getattr(ladder[0], "growth", 0) or 0), 0)
@@ -518,6 +512,21 @@ _LADDER_WITH_HELD: PreparedQuery[Tier] = PreparedQuery(
         .order_by("threshold_fen")
     ),
     [int, int],
+)
+
+
+# The ladder with the tier she earned and her growth in the window paid between two instants (the upgrade check
+# after every member's bill): compiled once per connection, as building it costs several times running it.
+_LADDER_WITH_EARNED_AND_GROWTH: PreparedQuery[Tier] = PreparedQuery(
+    lambda organisation_id, member_id, start, end: (
+        Tier.objects.filter(organisation_id=organisation_id)
+        .annotate(
+            earned_id=Subquery(MemberTier.objects.filter(member_id=member_id).values("earned_tier_id")[:1]),
+            growth=growth_window_expression(member_id, organisation_id, between=(start, end)),
+        )
+        .order_by("threshold_fen")
+    ),
+    [int, int, datetime, datetime],
 )
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -109,6 +111,46 @@ def test_a_subquery_argument_is_a_parameter_too(org, store1, receptionist):
     (row,) = [s for s in query.all(org.pk, receptionist.pk) if s.pk == store1.pk]
 
     assert row.first_staff == "reception1"  # type: ignore[attr-defined]
+
+
+def test_a_datetime_argument_selects_what_the_orm_selects(org):
+    """Aware datetimes reach the SQL as the backend adapts them (a UTC string on SQLite): the prepared query
+    finds its sentinel in that form and adapts each real value the same way, in any time zone."""
+    base = datetime(2026, 3, 1, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    rows = []
+    for index in range(3):  # 09:30, 10:30 and 11:30 in Shanghai
+        row = IdempotencyRecord.objects.create(
+            organisation_id=org.pk, key=f"when-{index}", scope="t.when", request_hash="0" * 64, response={}
+        )
+        IdempotencyRecord.objects.filter(pk=row.pk).update(created_at=base + timedelta(hours=index))
+        rows.append(row)
+    between: PreparedQuery[Any] = PreparedQuery(
+        lambda organisation_id, start, end: (
+            IdempotencyRecord.objects.filter(
+                organisation_id=organisation_id, scope="t.when", created_at__gte=start, created_at__lt=end
+            )
+            .order_by("pk")
+            .values_list("pk")
+        ),
+        [int, datetime, datetime],
+    )
+    utc = ZoneInfo("UTC")
+
+    for start, end in [
+        (base, base + timedelta(hours=2)),
+        (base + timedelta(minutes=1), base + timedelta(hours=3)),
+        (datetime(2026, 3, 1, 1, 30, tzinfo=utc), datetime(2026, 3, 1, 2, 30, tzinfo=utc)),  # 09:30–10:30 local
+        (base + timedelta(days=1), base + timedelta(days=2)),
+    ]:
+        orm = list(
+            IdempotencyRecord.objects.filter(
+                organisation_id=org.pk, scope="t.when", created_at__gte=start, created_at__lt=end
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        assert [pk for (pk,) in between.all(org.pk, start, end)] == orm
+    assert [pk for (pk,) in between.all(org.pk, base, base + timedelta(hours=2))] == [rows[0].pk, rows[1].pk]
 
 
 def test_insert_rows_writes_what_bulk_create_writes(org, store1, receptionist):

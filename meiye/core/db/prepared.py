@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any, Generic, TypeVar
 
@@ -44,19 +45,26 @@ _INT_BASE = 2_147_093_117  # within a 32-bit INTEGER: Django drops out-of-range 
 _STR_MARK = "\x1fmeiye-prepared-{}\x1f"
 
 
+# An aware datetime reaches the SQL as the backend adapts it (unchanged on PostgreSQL, a UTC string on SQLite):
+# its sentinel is found in that form, and each run adapts the real value the same way.
+_DATETIME_BASE = datetime(1901, 2, 3, 4, 5, 6, tzinfo=UTC)
+
+
 def _sentinel(kind: type, index: int) -> Any:
     if kind is int:
         return _INT_BASE + index
     if kind is str:
         return _STR_MARK.format(index)
-    raise TypeError(f"prepared query arguments are int or str, not {kind.__name__}")
+    if kind is datetime:
+        return _DATETIME_BASE + timedelta(microseconds=index + 1)
+    raise TypeError(f"prepared query arguments are int, str or datetime, not {kind.__name__}")
 
 
 @dataclass
 class _Compiled:
     sql: str
     params: list[Any]
-    slots: list[tuple[int, int, Any]]  # (parameter position, argument index, the backend's wrapper type or None)
+    slots: list[tuple[int, int, Any]]  # (parameter position, argument index, the backend's wrapper or None)
     compiler: Any
     converters: Any
     rows_only: bool  # a values_list queryset: tuples, not instances
@@ -74,7 +82,7 @@ _related_populators: Any = django_query.get_related_populators
 class PreparedQuery(Generic[M]):
     """A queryset built by ``build(*args)``, compiled once per connection; see the module doc.
 
-    ``kinds`` declares each argument's type (``int`` or ``str``); with ``variadic`` the last kind repeats
+    ``kinds`` declares each argument's type (``int``, ``str`` or an aware ``datetime``); with ``variadic`` the last kind repeats
     (``pk__in`` lists) and the query is compiled once per number of arguments.
     """
 
@@ -143,13 +151,21 @@ class PreparedQuery(Generic[M]):
         compiler = queryset.query.get_compiler(connection=connection)
         sql, raw_params = compiler.as_sql()
         params = list(raw_params)
+        adapt = connection.ops.adapt_datetimefield_value
+        expected = [
+            adapt(sentinel) if kind is datetime else sentinel for kind, sentinel in zip(kinds, sentinels, strict=True)
+        ]
         slots = []
         seen = set()
         for position, value in enumerate(params):
-            for index, sentinel in enumerate(sentinels):
+            for index, sentinel in enumerate(expected):
+                if kinds[index] is datetime:
+                    if type(value) is type(sentinel) and value == sentinel:
+                        slots.append((position, index, adapt))
+                        seen.add(index)
                 # An int may come back wrapped by the backend (psycopg's Int4 / Int8 on PostgreSQL, a subclass of
                 # int): each run wraps the real value the same way.
-                if isinstance(value, type(sentinel)) and not isinstance(value, bool) and value == sentinel:
+                elif isinstance(value, type(sentinel)) and not isinstance(value, bool) and value == sentinel:
                     slots.append((position, index, type(value) if type(value) is not type(sentinel) else None))
                     seen.add(index)
         missing = [index for index in range(n) if index not in seen]
