@@ -51,6 +51,10 @@ class LoyaltySettings(models.Model):
     # on it, whatever its own expiry. Both NULL: no clearing.
     clearing_month = models.PositiveSmallIntegerField(null=True, blank=True)
     clearing_day = models.PositiveSmallIntegerField(null=True, blank=True)
+    # A random stamp every change to the tier ladder sets (``loyalty.tiers``); a checkout reads it with its store
+    # row and prices from this process's copy of the ladder while the stamp is the one copied. NULL: no tier
+    # was ever saved, so the organisation has none.
+    tiers_version = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name_plural = "loyalty settings"

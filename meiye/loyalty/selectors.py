@@ -92,6 +92,19 @@ def points_lifetime_subquery(organisation_ref: str = "organisation_id") -> Subqu
     )
 
 
+def tiers_version_subquery(organisation_ref: str = "organisation_id") -> Subquery:
+    """The organisation's tiers version (``LoyaltySettings.tiers_version``; NULL: it has no tiers) as an
+    expression, read with a checkout's store row to find the ladder in this process's copy."""
+    return Subquery(
+        LoyaltySettings.objects.filter(organisation_id=OuterRef(organisation_ref)).values("tiers_version")[:1]
+    )
+
+
+def held_tier_subquery(member_id: int) -> Subquery:
+    """The tier the member ``member_id`` holds (NULL: none yet, so the lowest), as an expression."""
+    return Subquery(MemberTier.objects.filter(member_id=member_id).values("tier_id")[:1])
+
+
 def points_lifetime_or_default(value: int | None) -> int:
     return value if value is not None else DEFAULT_POINTS_LIFETIME_MONTHS
 

@@ -24,6 +24,7 @@ balance rows (a checkout; the review locks her growth balance), her ``MemberTier
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -39,7 +40,7 @@ from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import Conflict, ValidationFailed, not_found
 from meiye.core.money import Money
 from meiye.ledger.models import Balance
-from meiye.loyalty.models import GrowthSource, MemberTier, Tier, TierChange, TierChangeCause
+from meiye.loyalty.models import GrowthSource, LoyaltySettings, MemberTier, Tier, TierChange, TierChangeCause
 from meiye.loyalty.selectors import (
     GROWTH_ASSET,
     MEMBER_GROWTH,
@@ -73,6 +74,7 @@ __all__ = [
     "tier_merge",
     "tier_review_due",
     "tier_save",
+    "tier_view_known",
 ]
 
 BASIS_POINTS = 10_000
@@ -94,6 +96,26 @@ TIER_CHANGE_HOOKS: list[Callable[[TierChange], None]] = []
 class _TierView:
     ladder: tuple[Tier, ...]  # lowest first
     tier: Tier | None  # the tier she has (None: the organisation has no tiers)
+
+
+def tier_view_known(member: Member, *, version: int | None, held_tier_id: int | None) -> None:
+    """Set the member's tier for a checkout that read, with its store row, the organisation's tiers version
+    (``selectors.tiers_version_subquery``) and the tier she holds (``selectors.held_tier_subquery``): the ladder
+    comes from this process's copy while the version is the one copied (no query; one to copy it again after
+    a change), so ``member_tier_info`` and the steps after it read nothing. ``version`` None: no tiers."""
+    if version is None:
+        ladder: tuple[Tier, ...] = ()
+    else:
+        cached = _LADDER_CACHE.get(member.organisation_id)
+        if cached is not None and cached[0] == version:
+            ladder = cached[1]
+        else:
+            ladder = tuple(tiers_list(member.organisation_id))
+            _LADDER_CACHE[member.organisation_id] = (version, ladder)
+    tier = next((t for t in ladder if t.pk == held_tier_id), None)
+    if tier is None and held_tier_id is not None:
+        return  # a tier the copy does not know: read the ladder as usual
+    setattr(member, _CACHE, _TierView(ladder=ladder, tier=tier or (ladder[0] if ladder else None)))
 
 
 def member_tier_info(member: Member) -> dict[str, Any]:
@@ -211,6 +233,7 @@ def tier_save(
         tier.points_lifetime_months = points_lifetime_months
         tier.perks_zh, tier.perks_en = perks_zh, perks_en
         tier.save()
+        _new_tiers_version(actor.organisation.pk)
         audit_record(
             actor=actor, action="loyalty.tier_save", obj=tier, detail={"before": before, "after": _tier_detail(tier)}
         )
@@ -249,6 +272,7 @@ def tier_delete(*, actor: Actor, tier: Tier) -> None:
         detail = _tier_detail(tier)
         audit_record(actor=actor, action="loyalty.tier_delete", obj=tier, detail={"before": detail})
         tier.delete()
+        _new_tiers_version(actor.organisation.pk)
 
 
 # --- Granted by hand ------------------------------------------------------------------------------------------
@@ -541,6 +565,19 @@ def _view(member: Member) -> _TierView:
     view = _TierView(ladder=ladder, tier=tier)
     setattr(member, _CACHE, view)
     return view
+
+
+# (organisation id) -> (tiers version, ladder lowest first): each process's copy of the ladders checkouts price
+# with (``tier_view_known``). Every change to a ladder sets a new random version in its transaction, so a copy is
+# never used once the change has committed; the instances are shared and must not be modified.
+_LADDER_CACHE: dict[int, tuple[int, tuple[Tier, ...]]] = {}
+
+
+def _new_tiers_version(organisation_id: int) -> None:
+    """A random stamp rather than a counter: a restored database (or a test's rolled-back one) can never show a
+    version some process already copied for another ladder."""
+    row, _ = LoyaltySettings.objects.get_or_create(organisation_id=organisation_id)
+    LoyaltySettings.objects.filter(pk=row.pk).update(tiers_version=secrets.randbits(62) + 1)
 
 
 def _forget(member: Member) -> None:

@@ -66,9 +66,11 @@ from meiye.loyalty.rules import referral_reversal_account_keys, rewards_after_bi
 from meiye.loyalty.selectors import (
     earning_rate_subquery,
     earning_rates,
+    held_tier_subquery,
     points_lifetime_months,
     points_lifetime_or_default,
     points_lifetime_subquery,
+    tiers_version_subquery,
 )
 from meiye.loyalty.services import (
     growth_account_keys,
@@ -82,7 +84,7 @@ from meiye.loyalty.services import (
     points_spend_prepare,
     points_take_back,
 )
-from meiye.loyalty.tiers import member_tier_info, tier_after_bill
+from meiye.loyalty.tiers import member_tier_info, tier_after_bill, tier_view_known
 from meiye.members.models import Member, MemberStatus
 from meiye.members.selectors import member_get, merge_chain
 from meiye.org.context import Actor
@@ -542,6 +544,7 @@ def bill_checkout(
                 )
             except ApplicationError as refusal:
                 return _refused_unless_replayed(actor, key, request_hash, refusal, replay_skipped=replay_skipped)
+            # On PostgreSQL the INSERT travels with _complete's balance lock (key_later): one round trip, not two.
             bill = _insert_bill(
                 actor,
                 store,
@@ -551,14 +554,24 @@ def bill_checkout(
                 lines=built,
                 numbered=False,
                 unless_key_used=True,
+                key_later=True,
             )
-            if bill.pk is None:  # a bill holds the key: its replay (nothing was written), or key_reused
+            # The lines are written by _complete, once their earnings are known (one INSERT).
+            try:
+                posted = _complete(actor, bill, built, tenders, key, config)
+            except ApplicationError:
+                # A refusal before the bill's INSERT was answered: if a bill holds the key, this is its replay
+                # (the refusal may come from that bill's own effects), as when the INSERT was waited for.
+                if bill.pk is None:
+                    settle()
+                if bill.pk is None and (replay := _bill_replay(actor, key, request_hash)) is not None:
+                    return replay
+                raise
+            if not posted:  # a bill holds the key: its replay (nothing was written), or key_reused
                 replay = _bill_replay(actor, key, request_hash)
                 if replay is None:
                     raise IntegrityError(f"sales_bill: key {key!r} is taken, yet no bill holds it")
                 return replay
-            # The lines are written by _complete, once their earnings are known (one INSERT).
-            _complete(actor, bill, built, tenders, key, config)
     except IntegrityError:
         if not savepoint and connection.in_atomic_block:
             raise  # the caller's transaction is aborted: it rolls back, and nothing can be read before then
@@ -594,8 +607,10 @@ def _checkout_priced(
 ) -> tuple[Store, _CheckoutConfig, Member | None, list[BillLine]]:
     """What ``bill_checkout`` reads and decides before it writes: the store and its rules, the member, the
     items and staff, and the priced lines with the offers applied."""
-    store, config = _checkout_store_and_config(actor)
+    store, config = _checkout_store_and_config(actor, member.pk if member is not None else None)
     checked_member = _checkout_member(actor, member, known=authorized)
+    if checked_member is not None:  # her tier from the ladder's copy and the row read with the store (no query)
+        tier_view_known(checked_member, version=config.tiers_version, held_tier_id=config.held_tier_id)
     items = _items_by_id(actor, [line.item_id for line in lines], store=store)
     config.rates = {
         item.category.earning_category: rate
@@ -658,6 +673,8 @@ class _CheckoutConfig:
     rates: dict[str, int] | None = None  # points per 元 of the bill's earning categories
     coupons: list[tuple[Coupon, int]] = field(default_factory=list)  # used on this bill, with what each took off
     promotions_version: int | None = None  # read with the store row: the promotions cache's key
+    tiers_version: int | None = None  # read with the store row: the tier ladder's copy's key (None: no tiers)
+    held_tier_id: int | None = None  # read with the store row: the tier the checkout's member holds
 
 
 @dataclass
@@ -679,9 +696,11 @@ def _complete(
     tenders: Sequence[TenderInput],
     key: str,
     config: _CheckoutConfig,
-) -> None:
+) -> bool:
     """Post a locked open bill whose totals are current. Runs inside the caller's transaction, which has
     just claimed ``key`` on the bill row (so the journals' derived keys are fresh, see ``journals_post``).
+    Returns False, having written nothing, when the bill's INSERT was queued (``_insert_bill(key_later=True)``)
+    and skipped: another bill holds the key.
 
     ``lines`` are the bill's lines, saved (``bill_complete``) or not yet (``bill_checkout``: they are
     inserted here with their earnings, in one statement).
@@ -725,6 +744,12 @@ def _complete(
             keys.extend(growth_account_keys(member=member))
     keys.extend(gift_card_account_key(p.gift_card) for p in gift_plans if p.gift_card is not None)
     locked = accounts_lock(organisation_id=bill.organisation_id, keys=keys)
+    if bill.pk is None:  # its INSERT was queued (bill_checkout): the answer came with the lock's
+        settle()
+        if bill.pk is None:
+            return False
+        for line in lines:
+            line.bill = bill  # they were pointed at it before it had its key
 
     # 2. The CNY journal: external tenders, stored value (principal and bonus by the store's spend order),
     #    the points offset, revenue.
@@ -983,6 +1008,7 @@ def _complete(
                 "points_earned": points_total,
             },
         )
+    return True
 
 
 # The prefix of a bill's number until ``_complete`` numbers it (never seen outside the transaction).
@@ -1889,9 +1915,12 @@ def _checkout_store(actor: Actor) -> Store:
     return store
 
 
-def _checkout_store_query(organisation_id: int, store_id: int, staff_id: int | None = None) -> QuerySet[Store]:
+def _checkout_store_query(
+    organisation_id: int, store_id: int, member_id: int, staff_id: int | None = None
+) -> QuerySet[Store]:
     """The acting store as ``stores_visible`` scopes it (``staff_id`` None: an HQ actor who sees every store),
-    with the checkout's rules as scalar subqueries on its row."""
+    with the checkout's rules as scalar subqueries on its row, and the tier the member ``member_id`` holds (0:
+    a walk-in; read here only as a hint for the member the checkout then reads and scopes itself)."""
     settings_row = SalesSettings.objects.filter(store=OuterRef("pk"))
     return (
         stores_visible_by_ids(organisation_id, staff_id)
@@ -1904,32 +1933,39 @@ def _checkout_store_query(organisation_id: int, store_id: int, staff_id: int | N
             _spend_order=spend_order_subquery("pk"),
             _lifetime=points_lifetime_subquery("organisation_id"),
             _promotions_version=promotions_version_subquery("organisation_id"),
+            _tiers_version=tiers_version_subquery("organisation_id"),
+            _held_tier_id=held_tier_subquery(member_id),
         )
     )
 
 
 # Compiled once per connection (meiye.core.db.prepared), for an HQ actor and for one who sees her own stores.
 _CHECKOUT_RULES = "_has_sales_settings"  # an annotation of _checkout_store_query: the row carries the rules
-_CHECKOUT_STORE_ANY: PreparedQuery[Store] = PreparedQuery(_checkout_store_query, [int, int])
-_CHECKOUT_STORE_OWN: PreparedQuery[Store] = PreparedQuery(_checkout_store_query, [int, int, int])
+_CHECKOUT_STORE_ANY: PreparedQuery[Store] = PreparedQuery(_checkout_store_query, [int, int, int])
+_CHECKOUT_STORE_OWN: PreparedQuery[Store] = PreparedQuery(_checkout_store_query, [int, int, int, int])
+_TIER_MEMBER = "_held_tier_member_id"  # on a row of _checkout_store_query: whose held tier it carries
 
 
-def checkout_store_get(actor: Actor, store_id: int | str) -> Store:
-    """``org.selectors.store_get`` with the checkout's rules on the row (``_checkout_store_query``): an API
-    checkout reads its acting store this way, and the checkout then reads it no more."""
-    store = first_in_scope(actor, _CHECKOUT_STORE_ANY, _CHECKOUT_STORE_OWN, store_pk(store_id))
+def checkout_store_get(actor: Actor, store_id: int | str, member_id: int | None = None) -> Store:
+    """``org.selectors.store_get`` with the checkout's rules on the row (``_checkout_store_query``) and the tier
+    the member ``member_id`` holds: an API checkout reads its acting store this way, and the checkout then reads
+    it no more (nor the member's tier, when she is that member)."""
+    store = first_in_scope(actor, _CHECKOUT_STORE_ANY, _CHECKOUT_STORE_OWN, store_pk(store_id), member_id or 0)
     if store is None:
         raise not_found("store.not_found", "门店", "Store")
+    setattr(store, _TIER_MEMBER, member_id)
     return store
 
 
-def _checkout_store_and_config(actor: Actor) -> tuple[Store, _CheckoutConfig]:
+def _checkout_store_and_config(actor: Actor, member_id: int | None = None) -> tuple[Store, _CheckoutConfig]:
     """``_checkout_store`` with the rules a checkout reads (sales settings, the wallet's spend order, how
-    long points last) in the same query, as scalar subqueries on the store's row (NULL: no settings row,
-    the defaults apply). No query when the acting store was read that way (``checkout_store_get``)."""
+    long points last, the tiers version and the member's held tier) in the same query, as scalar subqueries on
+    the store's row (NULL: no settings row, the defaults apply). No query when the acting store was read that
+    way (``checkout_store_get``) for the same member."""
     if actor.store is None:
         return _checkout_store(actor), _CheckoutConfig(settings=SalesSettings())  # raises store_required
-    store = actor.store if _CHECKOUT_RULES in actor.store.__dict__ else checkout_store_get(actor, actor.store.pk)
+    known = _CHECKOUT_RULES in actor.store.__dict__ and getattr(actor.store, _TIER_MEMBER, None) == member_id
+    store = actor.store if known else checkout_store_get(actor, actor.store.pk, member_id)
     if not store.is_active:
         raise Conflict("sales.store_inactive", zh=f"门店 {store} 已停用。", en=f"Store {store} is not active.")
     row: Any = store
@@ -1948,6 +1984,8 @@ def _checkout_store_and_config(actor: Actor) -> tuple[Store, _CheckoutConfig]:
         spend_order=spend_order_or_default(row._spend_order),
         points_lifetime_months=points_lifetime_or_default(row._lifetime),
         promotions_version=row._promotions_version,
+        tiers_version=row._tiers_version,
+        held_tier_id=row._held_tier_id,
     )
 
 
@@ -2028,11 +2066,15 @@ def _insert_bill(
     lines: Sequence[BillLine] = (),
     numbered: bool = True,
     unless_key_used: bool = False,
+    key_later: bool = False,
 ) -> Bill:
     """Insert the bill (numbered, with the totals of ``lines``) and point the lines at it.
 
     ``unless_key_used``: a bill that already holds ``key`` makes the INSERT write nothing (``ON CONFLICT DO
     NOTHING``) rather than fail; the bill returned then has no ``pk``, and the transaction is still usable.
+    With ``key_later`` as well, in a pipelined block the INSERT is queued (``fastwrite.insert_rows_or_skip``):
+    its answer travels with the next statement waited for, and only after ``settle()`` does a ``pk`` still None
+    mean the key was taken (``_complete`` settles after its balance lock; the lines get the key then).
 
     ``numbered=False``: the bill gets a provisional number and the caller takes the store's next number as its
     last write (``bill_open`` at once, the one-shot checkout in ``_complete``), so the store's sequence row —
@@ -2053,7 +2095,7 @@ def _insert_bill(
     )
     _apply_totals(bill, lines)
     if unless_key_used and key is not None:
-        if not insert_rows_or_skip([bill], match="idempotency_key"):
+        if not insert_rows_or_skip([bill], match="idempotency_key", keys_later=key_later) and bill.pk is None:
             return bill
     else:
         insert_rows([bill])

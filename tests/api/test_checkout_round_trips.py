@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from meiye.catalog.services import item_save
 from meiye.core.idempotency import idempotency_purge
 from meiye.core.money import Money
 from meiye.ledger.models import Journal
@@ -154,4 +155,38 @@ def test_a_retry_after_the_purge_gets_its_bill_although_the_member_was_stopped_s
     assert (other.status_code, other.json()["code"]) == (409, "idempotency.key_reused")
     assert Bill.objects.count() == 1
     assert balances(shopper)["principal"] == 40_000
+    assert sales_state() == before
+
+
+def test_a_retry_after_the_purge_gets_its_bill_although_the_price_changed_since(
+    client_for, receptionist, store1, hq_actor, shopper, care
+):
+    """On PostgreSQL the one-shot checkout's bill INSERT is answered with its balance lock (one round trip), so a
+    refusal of the tenders comes before the checkout knows whether a bill already holds its key. The retry of a
+    paid request whose price has changed since must still answer that bill, not "tenders do not match"."""
+    # given: 600.00 paid in cash under "till-7"; the records are purged and the facial now costs 650.00
+    api = client_for(receptionist, HTTP_X_STORE_ID=str(store1.pk))
+    first = _cash_checkout(api, shopper, care, "till-7")
+    assert first.status_code == 201, first.json()
+    assert idempotency_purge(today=timezone.localdate() + timedelta(days=31)).deleted >= 1
+    item_save(
+        actor=hq_actor,
+        code=care.code,
+        name=care.name,
+        category=care.category,
+        price=Money.parse("650.00"),
+        duration_minutes=care.duration_minutes,
+    )
+    before = sales_state()
+
+    # when: the till retries the same request; then a new request with a new key and the old amount
+    again = _cash_checkout(api, shopper, care, "till-7")
+    stale = _cash_checkout(api, shopper, care, "till-8")
+
+    # then: the same bill, nothing written; the new request is refused for its tenders
+    assert again.status_code == 201, again.json()
+    assert again.json()["number"] == first.json()["number"]
+    assert again.json()["payable_total"] == "600.00"
+    assert (stale.status_code, stale.json()["code"]) == (400, "sales.tender_mismatch")
+    assert Bill.objects.count() == 1
     assert sales_state() == before

@@ -16,9 +16,10 @@ from meiye.sales.services import LineInput, TenderInput, bill_checkout
 # rates; the bill; every balance row the bill posts to, locked in one statement (the shared counter-accounts
 # read, not locked, ADR 0009); the journals (one INSERT), their entries (one INSERT), the balances (one
 # UPDATE) and on PostgreSQL the shared accounts' balance deltas (one INSERT); the points lot; the lines; the
-# tenders; the bill number (UPDATE … RETURNING, taken last); the bill's completion; the audit row. Tiers add at most 2: the member's tier with the
-# ladder (``loyalty.tiers.member_tier_info``, read once per checkout) and, after the growth is posted, the
-# ladder with her earned tier and 12-month growth (``tier_after_bill``; it writes only on an upgrade).
+# tenders; the bill number (UPDATE … RETURNING, taken last); the bill's completion; the audit row. Tiers add
+# 1: after the growth is posted, the ladder with her earned tier and 12-month growth (``tier_after_bill``; it
+# writes only on an upgrade). The tier she holds rides on the store's row and the ladder comes from the
+# process's copy (``loyalty.tiers.tier_view_known``; one read more when the ladder's version has changed).
 # Stored value adds none: the member is read before the transaction with her card's status, whether she has a
 # payment password and whether the store requires one (``cards.services.stored_value_authorize``, S-17), and
 # that read stands for member_get's.

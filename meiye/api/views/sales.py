@@ -26,6 +26,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -157,6 +158,16 @@ def _acting_store(actor: Actor) -> Store:
     return actor.store
 
 
+def _member_id_hint(request: Request) -> int | None:
+    """The checkout body's ``member_id`` if it is a plausible id, else None (the body is validated later)."""
+    try:
+        data = request.data
+    except APIException:  # unreadable: the view answers that
+        return None
+    value = data.get("member_id") if isinstance(data, dict) else None
+    return value if type(value) is int and 0 < value < 2**63 else None
+
+
 class BillViewSet(ActorMixin, viewsets.GenericViewSet):
     """Bills of the stores you may see; a bill of another store is 404 `sales.bill_not_found`."""
 
@@ -169,8 +180,12 @@ class BillViewSet(ActorMixin, viewsets.GenericViewSet):
         return bill_get(self.actor, pk)
 
     def store_reader(self) -> Callable[[Actor, str], Store]:
-        # The one-shot checkout reads its store's rules with the acting store: one query, not two.
-        return checkout_store_get if self.action == "checkout_now" else super().store_reader()
+        # The one-shot checkout reads its store's rules with the acting store, and the tier its member holds:
+        # one query, not three. The member id is only a hint here; the checkout reads and scopes her itself.
+        if self.action != "checkout_now":
+            return super().store_reader()
+        member_id = _member_id_hint(self.request)
+        return lambda actor, store_id: checkout_store_get(actor, store_id, member_id)
 
     @extend_schema(
         tags=[TAG],

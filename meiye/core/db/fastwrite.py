@@ -143,12 +143,17 @@ def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS, keys_later:
     return list(objs)
 
 
-def insert_rows_or_skip(objs: Sequence[M], *, match: str, using: str = DEFAULT_DB_ALIAS) -> list[M]:
+def insert_rows_or_skip(
+    objs: Sequence[M], *, match: str, using: str = DEFAULT_DB_ALIAS, keys_later: bool = False
+) -> list[M]:
     """``insert_rows``, but a row that would break a unique constraint is not written (``ON CONFLICT DO
     NOTHING``, PostgreSQL and SQLite 3.24+): no error, the transaction goes on. Returns the objects written,
     with their keys; the others keep ``pk`` None. ``match`` names a field (a plain ``CharField`` or integer)
     whose value tells the objects apart, read back through ``RETURNING``. Split into statements as
-    ``insert_rows``; no expressions."""
+    ``insert_rows``; no expressions.
+
+    ``keys_later``, in a pipelined block: the INSERT is queued and the keys of the rows written are set when
+    the block settles (the list returned is empty then); which rows were skipped is known only after that."""
     if not objs:
         return list(objs)
     model = type(objs[0])
@@ -177,14 +182,20 @@ def insert_rows_or_skip(objs: Sequence[M], *, match: str, using: str = DEFAULT_D
             sql = cache[(model, "skip", match, n)] = f"{insert} ON CONFLICT DO NOTHING RETURNING {returning}"
         return sql
 
-    returned = _insert_chunks(connection, fields, rows, sql_for)
-    written = []
-    for pk, value in returned:
-        obj = by_value[value]
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = using
-        written.append(obj)
+    written: list[M] = []
+
+    def set_keys(_start: int, returned: Sequence[Any]) -> None:
+        for pk, value in returned:
+            obj = by_value[value]
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = using
+            written.append(obj)
+
+    if keys_later:
+        _insert_chunks_later(connection, fields, rows, sql_for, set_keys)
+        return []
+    set_keys(0, _insert_chunks(connection, fields, rows, sql_for))
     return written
 
 
