@@ -150,16 +150,23 @@ def tier_after_bill(*, actor: Actor, member: Member, on: date) -> None:
 
     Runs in the checkout's transaction, which holds her growth balance row (so it is ordered with the
     review job and other checkouts of hers). No tiers: no query (when the snapshot was read on this
-    instance); otherwise one query, and writes only on an upgrade.
+    instance); otherwise one query — her earned tier and growth alone when the ladder is known on the instance
+    (``tier_view_known``, ``member_tier_info``), the ladder with them otherwise — and writes only on an upgrade.
     """
     cached: _TierView | None = getattr(member, _CACHE, None)
     if cached is not None and not cached.ladder:
         return
     start, end = growth_window_bounds(on, store_zone(actor.store))
-    ladder = _LADDER_WITH_EARNED_AND_GROWTH.all(member.organisation_id, member.pk, start, end)
-    if not ladder:
-        return
-    earned_id, growth = getattr(ladder[0], "earned_id", None), max(int(getattr(ladder[0], "growth", 0) or 0), 0)
+    ladder: Sequence[Tier]
+    if cached is not None:
+        ladder = cached.ladder
+        earned_id, growth = _EARNED_AND_GROWTH.first(member.pk, member.organisation_id, start, end) or (None, 0)
+    else:
+        ladder = _LADDER_WITH_EARNED_AND_GROWTH.all(member.organisation_id, member.pk, start, end)
+        if not ladder:
+            return
+        earned_id, growth = getattr(ladder[0], "earned_id", None), getattr(ladder[0], "growth", 0)
+    growth = max(int(growth or 0), 0)
     earned = next((t for t in ladder if t.pk == earned_id), ladder[0])
     target = tier_for_growth(ladder, growth)
     if target is None or target.threshold_fen <= earned.threshold_fen:
@@ -549,6 +556,20 @@ _LADDER_WITH_EARNED_AND_GROWTH: PreparedQuery[Tier] = PreparedQuery(
             growth=growth_window_expression(member_id, organisation_id, between=(start, end)),
         )
         .order_by("threshold_fen")
+    ),
+    [int, int, datetime, datetime],
+)
+
+
+# Her earned tier and 12-month growth, for an upgrade check that knows the ladder already: one row of two numbers.
+_EARNED_AND_GROWTH: PreparedQuery[Any] = PreparedQuery(
+    lambda member_id, organisation_id, start, end: (
+        Member.objects.filter(pk=member_id)
+        .annotate(
+            earned_id=Subquery(MemberTier.objects.filter(member_id=member_id).values("earned_tier_id")[:1]),
+            growth=growth_window_expression(member_id, organisation_id, between=(start, end)),
+        )
+        .values_list("earned_id", "growth")
     ),
     [int, int, datetime, datetime],
 )

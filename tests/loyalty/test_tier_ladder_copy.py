@@ -40,6 +40,10 @@ def _checkout(cashier, member, item, amount: str, key: str | None = None):
     )
 
 
+def _upgrade_checks(ctx: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in ctx.captured_queries if "earned_tier_id" in q["sql"]]
+
+
 def _tier_reads(ctx: CaptureQueriesContext) -> list[str]:
     return [
         q["sql"]
@@ -76,11 +80,12 @@ def test_a_checkout_reads_the_ladder_once_per_version_and_prices_each_change(hq,
     with CaptureQueriesContext(connection) as ctx:
         bill = _checkout(cashier, member, care, "510.00")
 
-    # then: her Gold price and tier, and the only tier read is the upgrade check after the bill
+    # then: her Gold price and tier with no read of the ladder; the upgrade check after the bill reads her earned
+    # tier and growth only
     assert bill.payable_total_fen == 51_000
     assert bill.member_snapshot["tier"] == "gold"
-    assert len(_tier_reads(ctx)) == 1
-    assert "earned_tier_id" in _tier_reads(ctx)[0]
+    assert _tier_reads(ctx) == []
+    assert len(_upgrade_checks(ctx)) == 1
 
     # when: HQ changes Gold's discount to 20%
     tier_save(
@@ -97,11 +102,11 @@ def test_a_checkout_reads_the_ladder_once_per_version_and_prices_each_change(hq,
 
     # then: the very next checkout prices the change, copying the new ladder once
     assert changed.payable_total_fen == 48_000
-    assert len(_tier_reads(ctx)) == 2
+    assert len(_tier_reads(ctx)) == 1
     with CaptureQueriesContext(connection) as ctx:
         again = _checkout(cashier, member, care, "480.00")
     assert again.payable_total_fen == 48_000
-    assert len(_tier_reads(ctx)) == 1
+    assert _tier_reads(ctx) == []
 
 
 def test_without_tiers_a_checkout_reads_no_tier_at_all(cashier, member, items):
@@ -109,7 +114,7 @@ def test_without_tiers_a_checkout_reads_no_tier_at_all(cashier, member, items):
         bill = _checkout(cashier, member, items["care"], "600.00")
 
     assert bill.member_snapshot["tier"] is None
-    assert _tier_reads(ctx) == []
+    assert _tier_reads(ctx) == _upgrade_checks(ctx) == []
 
 
 def test_the_last_tier_deleted_leaves_list_prices(hq, cashier, member, items, org):
@@ -153,7 +158,8 @@ def test_the_api_checkout_takes_the_held_tier_from_its_store_read(
 
     assert status == 201, answer
     assert answer["payable_total"] == "540.00"
-    assert len(_tier_reads(ctx)) == 1  # the upgrade check only
+    assert _tier_reads(ctx) == []
+    assert len(_upgrade_checks(ctx)) == 1
     # a member id that is not an id is no hint, and the body's own validation answers
     status, answer = post({**body, "member_id": "x"})
     assert (status, answer["code"], answer["field"]) == (400, "input.invalid", "member_id")
