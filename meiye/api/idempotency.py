@@ -129,9 +129,9 @@ def run_idempotent(*, request: Request, call: Callable[[], Response], required: 
         core_idempotency.lookup, organisation_id=organisation_id, key=key, request_hash=request_hash
     )
     try:
-        # On PostgreSQL the block is pipelined from its first statement (meiye.core.db.pipeline): the BEGIN
-        # travels with the lookup, and the work's queued writes with the record.
-        with transaction.atomic(), pipelined():
+        # On PostgreSQL the block is pipelined from its first statement to its COMMIT (meiye.core.db.pipeline): the
+        # BEGIN travels with the lookup, and the work's last queued writes and the record with the COMMIT.
+        with transaction.atomic(), pipelined(commit=True):
             # Looked up inside the transaction: on SQLite (immediate transactions) a concurrent twin has
             # committed by now; on PostgreSQL the unique constraint or the business rule catches it below.
             replay = lookup()
@@ -147,8 +147,8 @@ def run_idempotent(*, request: Request, call: Callable[[], Response], required: 
                     status_code=response.status_code,
                     response=_json_ready(response.data),
                 )
-            if not _is_success(response):
-                transaction.set_rollback(True)
+            else:
+                transaction.set_rollback(True)  # before the block's end, which would commit otherwise
             return response
     except (IntegrityError, ApplicationError) as exc:
         if isinstance(exc, ApplicationError) and exc.code == "idempotency.key_reused":

@@ -986,13 +986,19 @@ def _complete(
             charge = (sv_plan.amount_fen, sv_balance_after) if sv_plan is not None else None
             bill_id = bill.pk
             transaction.on_commit(lambda: bill_notify_member(bill_id, charge))
-        if bill.number.startswith(PROVISIONAL_NUMBER):  # numbered last (_insert_bill)
-            bill.number = _next_number(store)
-            settle()  # the lines' and tenders' keys: their answers came with the number's
-            update_row(bill, (*COMPLETION_FIELDS, "number"))
-        else:
+        # Numbered last (_insert_bill). On PostgreSQL the number is written by the statement that takes it, and the
+        # lines', tenders' and completion's answers come with it; on SQLite the completion writes it.
+        if not bill.number.startswith(PROVISIONAL_NUMBER):
             settle()
             update_row(bill, COMPLETION_FIELDS)
+        elif connection.vendor == "postgresql":
+            update_row(bill, COMPLETION_FIELDS)
+            bill.number = _number_bill(store, bill)
+            settle()
+        else:
+            bill.number = _next_number(store)
+            settle()
+            update_row(bill, (*COMPLETION_FIELDS, "number"))
         if new_lines:
             _audit_manual_price(actor, bill, lines)  # after the number: the audit shows it
         audit_record(
@@ -2122,6 +2128,31 @@ def _next_number(store: Store) -> str:
         number = sequence.next_value
         BillSequence.objects.filter(pk=sequence.pk).update(next_value=F("next_value") + 1)
     return f"{store.code.upper()}-{number:06d}"
+
+
+def _number_bill(store: Store, bill: Bill) -> str:
+    """PostgreSQL: take the store's next number (``_next_number``) and write it on the bill in ONE statement,
+    waited for: the number comes back only if the bill's row took it. On a pipelined connection nothing after it
+    needs an answer before COMMIT (the audit row and the idempotency record only set keys), so the COMMIT can
+    travel with them (``core.db.pipeline.pipelined(commit=True)``) and the sequence row is released without
+    waiting for this process again."""
+    qn = connection.ops.quote_name
+    sequence, bills = qn(BillSequence._meta.db_table), qn(Bill._meta.db_table)
+    sql = (
+        f"WITH n AS (UPDATE {sequence} SET next_value = next_value + 1 WHERE store_id = %s "  # noqa: S608
+        "RETURNING next_value - 1 AS v) "
+        f"UPDATE {bills} SET number = %s || CASE WHEN n.v < 1000000 THEN lpad(n.v::text, 6, '0') "
+        f"ELSE n.v::text END FROM n WHERE {bills}.id = %s RETURNING {bills}.number"
+    )
+    with hot_cursor(connection, 3) as cursor:
+        cursor.execute(sql, [store.pk, f"{store.code.upper()}-", bill.pk])
+        row = cursor.fetchone()
+    if row is not None:
+        return str(row[0])
+    number = _next_number(store)  # the store's first bill: its sequence row is created
+    bill.number = number
+    update_row(bill, ["number"])
+    return number
 
 
 def _items_priced_query(organisation_id: int, store_id: int, *item_ids: int) -> QuerySet[Item]:

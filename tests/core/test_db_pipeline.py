@@ -147,3 +147,93 @@ def test_an_unknown_pipeline_setting_stops_the_process_naming_it():
 
     assert result.returncode != 0
     assert "MEIYE_PG_PIPELINE" in result.stderr and "只能是 1 或 0" in result.stderr
+
+
+# --- pipelined(commit=True): the COMMIT queued behind the last writes -------------------------------------------
+
+
+def _committed_keys(keys: list[str]) -> set[str]:
+    """The keys of the records another connection sees (what is committed)."""
+    from django.db import connections
+
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                f"SELECT key FROM {IdempotencyRecord._meta.db_table} WHERE key IN ({', '.join(['%s'] * len(keys))})",  # noqa: S608
+                keys,
+            )
+            return {row[0] for row in cursor.fetchall()}
+    finally:
+        other.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_commit_travels_with_the_last_writes_and_the_atomic_block_ends_as_usual(org):
+    rows = [_record(org, "c-1"), _record(org, "c-2")]
+    hooks: list[str] = []
+
+    with transaction.atomic(), pipelined(commit=True):
+        insert_rows(rows, keys_later=True)
+        transaction.on_commit(lambda: hooks.append("ran"))
+        if ON_POSTGRESQL:
+            assert pipeline._active(connection) is not None
+
+    # then: committed (another connection sees the rows), the keys are set, the on_commit hook ran once, and the
+    # connection is back in autocommit, out of pipeline mode
+    assert _committed_keys(["c-1", "c-2"]) == {"c-1", "c-2"}
+    assert all(row.pk is not None for row in rows)
+    assert hooks == ["ran"]
+    assert connection.get_autocommit()
+    assert pipeline._active(connection) is None
+    assert IdempotencyRecord.objects.filter(key__in=["c-1", "c-2"]).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_write_that_fails_at_the_commit_raises_and_commits_nothing(org):
+    IdempotencyRecord.objects.create(
+        organisation_id=org.pk, key="taken", scope="t", request_hash="h", status_code=201, response={}
+    )
+    hooks: list[str] = []
+
+    with pytest.raises(IntegrityError), transaction.atomic(), pipelined(commit=True):
+        insert_rows([_record(org, "fresh")], keys_later=True)
+        insert_rows([_record(org, "taken")], keys_later=True)  # the same (organisation, key)
+        transaction.on_commit(lambda: hooks.append("ran"))
+
+    assert _committed_keys(["fresh", "taken"]) == {"taken"}
+    assert hooks == []
+    assert connection.get_autocommit()
+    assert IdempotencyRecord.objects.count() == 1  # the connection works again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_check_still_waiting_runs_before_the_commit(org, store1):
+    gone = Store(pk=store1.pk + 10_000, organisation=org, code="gone", name="gone")  # update_row's check fails
+
+    with pytest.raises(Store.DoesNotExist), transaction.atomic(), pipelined(commit=True):
+        insert_rows([_record(org, "before-check")], keys_later=True)
+        update_row(gone, ["name"])
+
+    assert _committed_keys(["before-check"]) == set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rollback_asked_for_in_the_block_is_not_committed(org):
+    with transaction.atomic(), pipelined(commit=True):
+        insert_rows([_record(org, "rolled-back")], keys_later=True)
+        transaction.set_rollback(True)
+
+    assert _committed_keys(["rolled-back"]) == set()
+    assert connection.get_autocommit()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inside_an_outer_transaction_the_block_commits_nothing(org):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with transaction.atomic(), pipelined(commit=True):
+            insert_rows([_record(org, "inner")], keys_later=True)
+        assert _committed_keys(["inner"]) == set()  # the outer transaction is still open
+        raise RuntimeError("the outer transaction rolls back")
+
+    assert not IdempotencyRecord.objects.filter(key="inner").exists()

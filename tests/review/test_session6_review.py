@@ -39,16 +39,24 @@ def test_a_one_shot_checkout_of_a_referred_member_and_a_bill_opened_for_her_do_n
         actor=cashier, member=a, lines=[LineInput(item_id=care.pk)], tenders=WECHAT_600, idempotency_key="a-0"
     )
 
-    real_next_number = sales_services._next_number
+    real_next_number, real_number_bill = sales_services._next_number, sales_services._number_bill
     holds_member = threading.Event()
 
-    def next_number(store):  # type: ignore[no-untyped-def]
+    def before_the_number() -> None:
         if threading.current_thread().name == "checkout" and not holds_member.is_set():
             holds_member.set()  # rewards_after_bill has locked B's row by now
             wait_for_a_blocked_backend()  # bill_open holds the sequence and waits for B's row
+
+    def next_number(store):  # type: ignore[no-untyped-def]
+        before_the_number()
         return real_next_number(store)
 
+    def number_bill(store, bill):  # type: ignore[no-untyped-def]  # PostgreSQL: the number taken and written at once
+        before_the_number()
+        return real_number_bill(store, bill)
+
     monkeypatch.setattr(sales_services, "_next_number", next_number)
+    monkeypatch.setattr(sales_services, "_number_bill", number_bill)
 
     def open_for_b() -> None:
         assert holds_member.wait(10)

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from meiye.audit.models import AuditLog
 from meiye.core.money import Money
 from meiye.ledger.models import Journal
-from meiye.sales.models import Bill
+from meiye.sales.models import Bill, BillSequence
 from meiye.sales.services import PROVISIONAL_NUMBER, LineInput, TenderInput, bill_checkout
 
 
@@ -30,7 +30,8 @@ def test_the_bill_number_is_taken_after_the_postings_and_shown_everywhere(cashie
     with CaptureQueriesContext(connection) as ctx:
         second = _checkout(cashier, care, "second")
 
-    writes = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith(("INSERT", "UPDATE"))]
+    # (on PostgreSQL the number is taken and written by one `WITH n AS (UPDATE …) UPDATE …`)
+    writes = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith(("INSERT", "UPDATE", "WITH"))]
     number_at = next(i for i, sql in enumerate(writes) if "sales_billsequence" in sql)
     assert any("ledger_journal" in sql for sql in writes[:number_at])  # the postings come first
     assert all("sales_billsequence" not in sql for sql in writes[number_at + 1 :])
@@ -42,3 +43,15 @@ def test_the_bill_number_is_taken_after_the_postings_and_shown_everywhere(cashie
     audit = AuditLog.objects.get(action="sales.bill_complete", object_id=str(second.pk))
     assert audit.object_repr == second.number
     assert Journal.objects.get(pk=second.cny_journal_id).reference_id == str(second.pk)
+
+
+def test_the_millionth_bill_of_a_store_has_seven_digits_on_both_databases(cashier, care, store1):
+    _checkout(cashier, care, "first")  # the store's sequence row exists from its first bill
+    BillSequence.objects.filter(store=store1).update(next_value=999_999)
+
+    last_of_six = _checkout(cashier, care, "six")
+    first_of_seven = _checkout(cashier, care, "seven")
+
+    prefix = store1.code.upper()
+    assert (last_of_six.number, first_of_seven.number) == (f"{prefix}-999999", f"{prefix}-1000000")
+    assert Bill.objects.get(pk=first_of_seven.pk).number == f"{prefix}-1000000"

@@ -192,8 +192,8 @@ def insert_rows_or_skip(
             obj._state.db = using
             written.append(obj)
 
-    if keys_later:
-        _insert_chunks_later(connection, fields, rows, sql_for, set_keys)
+    if keys_later:  # which rows were skipped is an answer its caller acts on: known before any COMMIT
+        _insert_chunks_later(connection, fields, rows, sql_for, set_keys, before_commit=True)
         return []
     set_keys(0, _insert_chunks(connection, fields, rows, sql_for))
     return written
@@ -235,14 +235,24 @@ def _insert_chunks_later(
     rows: Sequence[Sequence[Any]],
     sql_for: Callable[[int], str],
     then: Callable[[int, list[Any]], None] | None,
+    *,
+    before_commit: bool = False,
 ) -> None:
     """``_insert_chunks`` through ``pipeline.later``: queued in a pipelined block. ``then(start, returned)`` gets
     each statement's returned rows (``RETURNING``) with the index of its first row, once they are in; with no
-    ``then`` the statement returns nothing."""
+    ``then`` the statement returns nothing. ``before_commit``: ``then`` decides something, so it runs before a
+    COMMIT queued behind it (``pipeline.later``); by default it only sets keys."""
     start = 0
     for chunk, params in _chunks(connection, fields, rows):
         answer = None if then is None else (lambda cursor, at=start: then(at, cursor.fetchall()))
-        pipeline.later(connection, hot_cursor(connection, len(params)), sql_for(len(chunk)), params, answer)
+        pipeline.later(
+            connection,
+            hot_cursor(connection, len(params)),
+            sql_for(len(chunk)),
+            params,
+            answer,
+            before_commit=before_commit,
+        )
         start += len(chunk)
 
 

@@ -47,7 +47,8 @@ _STATE = "_meiye_pipeline"
 class _Pipeline:
     raw: Any  # psycopg's Pipeline
     connection: Any  # Django's connection
-    waiting: list[tuple[Any, Callable[[Any], None] | None]] = field(default_factory=list)
+    # (cursor, callback, whether the callback must run before COMMIT: a check that may raise)
+    waiting: list[tuple[Any, Callable[[Any], None] | None, bool]] = field(default_factory=list)
     queue_next: bool = False  # set by ``later`` for the one statement it sends
 
 
@@ -56,10 +57,19 @@ def _active(connection: Any) -> _Pipeline | None:
 
 
 @contextmanager
-def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+def pipelined(using: str = DEFAULT_DB_ALIAS, *, commit: bool = False) -> Iterator[None]:
     """Queue the ``later`` writes of the block (see the module doc); their answers are in, and their callbacks
     have run, when it ends. Only inside a transaction (outside one each statement commits on its own, and the
-    queued writes would not be part of anything); a nested block is part of the outer one, which settles."""
+    queued writes would not be part of anything); a nested block is part of the outer one, which settles.
+
+    ``commit``: the block ends its transaction — ``with transaction.atomic(), pipelined(commit=True):``, with
+    nothing after the block inside the ``atomic``. When the block ends without an error, in the outermost
+    ``atomic`` and with no rollback asked for, the COMMIT is queued behind the block's last writes, so they and
+    the COMMIT reach the server in one round trip, and the locks the transaction holds are released without
+    waiting for this process again. Callbacks that check an answer (``later(..., before_commit=True)``) run
+    before: if one is still waiting, the block syncs first. Callbacks that only set keys run after the COMMIT.
+    The ``atomic`` then finds the transaction committed and runs its ``on_commit`` hooks as usual; an error of
+    a queued write or of the COMMIT is raised by the block, and the ``atomic`` rolls back."""
     connection = connections[using]
     if (
         connection.vendor != "postgresql"
@@ -81,19 +91,42 @@ def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
                 setattr(connection, _STATE, state)
                 with connection.execute_wrapper(_in_step):
                     yield
+                    if commit:
+                        _queue_commit(state)
                 setattr(connection, _STATE, None)
             _settle(state, answered=True)
     finally:
         setattr(connection, _STATE, None)
         connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = server_side
         if state is not None:
-            for cursor, _ in state.waiting:
+            for cursor, _, _ in state.waiting:
                 cursor.close()
 
 
-def later(connection: Any, cursor: Any, sql: str, params: Any, then: Callable[[Any], None] | None = None) -> None:
+def _queue_commit(state: _Pipeline) -> None:
+    """``pipelined(commit=True)``'s end: queue the COMMIT behind the last writes, if this block may end the
+    transaction (the outermost ``atomic``, no rollback asked for), after the checks still waiting have run."""
+    connection = state.connection
+    if connection.needs_rollback or len(connection.atomic_blocks) != 1 or connection.savepoint_ids:
+        return
+    if any(then is not None and before_commit for _, then, before_commit in state.waiting):
+        _settle(state)
+    later(connection, connection.cursor(), "COMMIT", None, before_commit=False)
+
+
+def later(
+    connection: Any,
+    cursor: Any,
+    sql: str,
+    params: Any,
+    then: Callable[[Any], None] | None = None,
+    *,
+    before_commit: bool = True,
+) -> None:
     """Run ``sql`` on ``cursor`` (a cursor of ``connection`` the caller hands over: it is closed here), and
-    ``then(cursor)`` once its answer is in: at once outside a pipeline, at ``settle()`` inside one."""
+    ``then(cursor)`` once its answer is in: at once outside a pipeline, at ``settle()`` inside one.
+    ``before_commit=False``: ``then`` only sets keys (it never raises), so it may run after a COMMIT that
+    ``pipelined(commit=True)`` queued behind this write; a check must run before (the default)."""
     state = _active(connection)
     if state is None:
         try:
@@ -111,7 +144,7 @@ def later(connection: Any, cursor: Any, sql: str, params: Any, then: Callable[[A
         raise
     finally:
         state.queue_next = False
-    state.waiting.append((cursor, then))
+    state.waiting.append((cursor, then, before_commit))
 
 
 def settle(using: str = DEFAULT_DB_ALIAS) -> None:
@@ -128,17 +161,17 @@ def _settle(state: _Pipeline, *, answered: bool = False) -> None:
     pipeline has ended, which syncs)."""
     if not state.waiting:
         return
-    if not answered and any(cursor.cursor.pgresult is None for cursor, _ in state.waiting):
+    if not answered and any(cursor.cursor.pgresult is None for cursor, _, _ in state.waiting):
         state.raw.sync()
     waiting, state.waiting = state.waiting, []
     try:
-        for cursor, then in waiting:
+        for cursor, then, _ in waiting:
             # No answer: the write failed, or the server skipped it after another's failure. That error has been
             # raised already; a caller that caught it has rolled back to a savepoint, and this write with it.
             if then is not None and cursor.cursor.pgresult is not None:
                 then(cursor)
     finally:
-        for cursor, _ in waiting:
+        for cursor, _, _ in waiting:
             cursor.close()
 
 
