@@ -454,7 +454,7 @@ def _drop_tiers(org: Any) -> None:
     from django.db import connection
 
     from meiye.core.immutable import append_only, drop_append_only
-    from meiye.loyalty.models import MemberTier, Tier, TierChange
+    from meiye.loyalty.models import LoyaltySettings, MemberTier, Tier, TierChange
 
     with connection.schema_editor() as editor:
         drop_append_only("loyalty_tierchange")(None, editor)
@@ -462,6 +462,7 @@ def _drop_tiers(org: Any) -> None:
         append_only("loyalty_tierchange")(None, editor)
     MemberTier.objects.filter(organisation=org).delete()
     Tier.objects.filter(organisation=org).delete()
+    LoyaltySettings.objects.filter(organisation=org).update(tiers_version=None)  # no tiers: no ladder to copy
 
 
 def bench_checkout(args: argparse.Namespace) -> dict[str, Any]:

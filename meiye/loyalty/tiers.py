@@ -157,11 +157,13 @@ def tier_after_bill(*, actor: Actor, member: Member, on: date) -> None:
     if cached is not None and not cached.ladder:
         return
     start, end = growth_window_bounds(on, store_zone(actor.store))
-    ladder: Sequence[Tier]
+    ladder: Sequence[Tier] = ()
     if cached is not None:
         ladder = cached.ladder
         earned_id, growth = _EARNED_AND_GROWTH.first(member.pk, member.organisation_id, start, end) or (None, 0)
-    else:
+        if earned_id is not None and all(t.pk != earned_id for t in ladder):
+            ladder = ()  # a tier the copy does not know: read the ladder with her growth as usual
+    if not ladder:
         ladder = _LADDER_WITH_EARNED_AND_GROWTH.all(member.organisation_id, member.pk, start, end)
         if not ladder:
             return
