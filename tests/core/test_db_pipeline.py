@@ -18,6 +18,7 @@ from meiye.core.db.fastwrite import insert_rows, insert_values, update_row
 from meiye.core.db.pipeline import pipelined, settle
 from meiye.core.models import IdempotencyRecord
 from meiye.org.models import Store
+from tests.other_connection import committed_values
 
 ON_POSTGRESQL = connection.vendor == "postgresql"
 
@@ -154,18 +155,7 @@ def test_an_unknown_pipeline_setting_stops_the_process_naming_it():
 
 def _committed_keys(keys: list[str]) -> set[str]:
     """The keys of the records another connection sees (what is committed)."""
-    from django.db import connections
-
-    other = connections.create_connection("default")
-    try:
-        with other.cursor() as cursor:
-            cursor.execute(
-                f"SELECT key FROM {IdempotencyRecord._meta.db_table} WHERE key IN ({', '.join(['%s'] * len(keys))})",  # noqa: S608
-                keys,
-            )
-            return {row[0] for row in cursor.fetchall()}
-    finally:
-        other.close()
+    return committed_values(IdempotencyRecord, "key", keys)
 
 
 @pytest.mark.django_db(transaction=True)

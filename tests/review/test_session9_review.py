@@ -41,6 +41,7 @@ from tests.api.conftest_sales import (  # noqa: F401 - fixtures
 )
 from tests.factories import OrganisationFactory, StaffFactory, StoreFactory
 from tests.loyalty.tiers_reference import grant, reference_tiers
+from tests.other_connection import committed_values
 from tests.reference import reference_categories, reference_items
 from tests.review.support import wait_for_a_blocked_backend
 from tests.sales.support import balances, sales_state
@@ -467,20 +468,9 @@ def _idempotent_request(staff, key: str):  # type: ignore[no-untyped-def]
 
 
 def _committed_actions(actions: list[str]) -> set[str]:
-    from django.db import connections
-
     from meiye.audit.models import AuditLog
 
-    other = connections.create_connection("default")
-    try:
-        with other.cursor() as cursor:
-            cursor.execute(
-                f"SELECT action FROM {AuditLog._meta.db_table} WHERE action IN ({', '.join(['%s'] * len(actions))})",  # noqa: S608
-                actions,
-            )
-            return {row[0] for row in cursor.fetchall()}
-    finally:
-        other.close()
+    return committed_values(AuditLog, "action", actions)
 
 
 @pytest.mark.django_db(transaction=True)
