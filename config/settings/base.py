@@ -136,6 +136,13 @@ if DATABASE_URL:
         # one statement then takes at most 65,535 parameters (a large import or seed batch can exceed it).
         # The default, "hot", prepares only the hot paths' fixed-shape statements (meiye.core.db.cursors).
         DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
+    elif DATABASES["default"]["ENGINE"].endswith("postgresql") and MEIYE_PG_PREPARED == "hot":
+        # The hot statements are prepared to be planned once; left to itself, PostgreSQL re-plans a statement on
+        # every execution whenever its generic plan looks dearer than the custom ones it has made, which it
+        # did for the member's read and the upgrade check (1 ms of planning per checkout). Only prepared
+        # statements have a plan cache, and in "hot" mode only the hot paths' are prepared (ADR 0007).
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options["options"] = f"{_options.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
 else:
     DATABASES = {
         "default": {

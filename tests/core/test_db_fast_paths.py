@@ -318,3 +318,65 @@ def test_the_sqlite_cursor_converts_placeholders_as_django_does_and_keeps_them()
     with connection.cursor() as cursor:
         cursor.execute("SELECT %s || '%%'", ["50"])
         assert cursor.fetchone()[0] == "50%"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL prepared statements")
+@pytest.mark.django_db
+def test_a_long_hot_statement_is_converted_once_and_still_binds_each_executions_values(monkeypatch):
+    from meiye.core.db import cursors
+
+    monkeypatch.setattr(cursors, "_hot_converted", {})
+    values = list(range(60))  # past psycopg's own cache: 50 parameters, 4,096 bytes
+    sql = "SELECT " + ", ".join(["%s::int"] * 60) + " -- " + "x" * 4_100
+    for shift in (0, 1):
+        with cursors.hot_cursor(connection, 60) as cursor:
+            cursor.execute(sql, [v + shift for v in values])
+            assert list(cursor.fetchone()) == [v + shift for v in values]
+
+    assert list(cursors._hot_converted) == [(sql, "utf-8")]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL prepared statements")
+@pytest.mark.django_db
+def test_the_hot_statements_cache_of_conversions_is_bounded(monkeypatch):
+    from meiye.core.db import cursors
+
+    monkeypatch.setattr(cursors, "_hot_converted", {})
+    monkeypatch.setattr(cursors, "HOT_CONVERTED_MAX", 3)
+    for n in range(1, 6):
+        with cursors.hot_cursor(connection, 1) as cursor:
+            cursor.execute(f"SELECT %s::int + {n}", [1])
+            assert cursor.fetchone()[0] == 1 + n
+
+    assert len(cursors._hot_converted) <= 3
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plan cache")
+@pytest.mark.django_db
+def test_prepared_statements_keep_their_generic_plan_on_postgresql():
+    # The hot statements are prepared to be planned once (see config/settings/base.py).
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_generic_plan"
+
+
+@pytest.mark.parametrize(
+    ("prepared", "expected"), [("hot", "-c plan_cache_mode=force_generic_plan"), ("0", None), ("1", None)]
+)
+def test_only_the_hot_mode_forces_generic_plans(prepared, expected):
+    env = {
+        **os.environ,
+        "MEIYE_PG_PREPARED": prepared,
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+    }
+    code = "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS', {}).get('options'))"
+    done = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert done.stdout.strip() == str(expected)

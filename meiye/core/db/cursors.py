@@ -75,6 +75,41 @@ class _LoggedCursor(CursorDebugWrapper):
             yield
 
 
+# psycopg converts each statement's text into the server's form (``%s`` to ``$1``, the parts between) on every
+# execution, and caches the result only for statements under 4,096 bytes and 50 parameters: ORMs build long
+# statements of ever-changing shape, which would crowd its cache. The hot statements are long but of a fixed
+# shape per text (the checkout's reads are joins of many columns, its writes multi-row inserts), so their
+# conversion is kept here, by text, for the hot cursor only: it cost 5% of a checkout's Python.
+HOT_CONVERTED_MAX = 512
+_hot_converted: dict[tuple[str, str], Any] = {}
+
+
+def _hot_query_class(psycopg: Any) -> Any:
+    """psycopg's query class with the conversion kept by text; psycopg's own where its internals differ."""
+    try:
+        from psycopg._queries import PostgresQuery, _query2pg_nocache
+    except ImportError:  # pragma: no cover - another psycopg layout: its own conversion, uncached
+        return psycopg.Cursor._query_cls
+
+    class HotQuery(PostgresQuery):
+        __slots__ = ()
+
+        def convert(self, query: Any, vars: Any) -> None:
+            if vars is None or type(query) is not str:
+                return super().convert(query, vars)
+            encoding = self._tx.encoding
+            key = (query, encoding)
+            converted = _hot_converted.get(key)
+            if converted is None:
+                if len(_hot_converted) >= HOT_CONVERTED_MAX:
+                    _hot_converted.clear()
+                converted = _hot_converted[key] = _query2pg_nocache(query.encode(encoding), encoding)
+            self.query, self._want_formats, self._order, self._parts = converted
+            self.dump(vars)
+
+    return HotQuery
+
+
 def _cursor_class() -> Any:
     global _preparing_cursor
     if _preparing_cursor is None:
@@ -82,6 +117,8 @@ def _cursor_class() -> Any:
 
         class PreparingCursor(psycopg.Cursor):
             """Server-side parameters; every statement prepared on its first execution in the connection."""
+
+            _query_cls = _hot_query_class(psycopg)
 
             def execute(
                 self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: Any = None
