@@ -231,6 +231,8 @@ REST_FRAMEWORK = {
         "meiye.api.auth.TwoFactorSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's two defaults; the JSON one does not encode again an answer the idempotency layer has encoded
+    "DEFAULT_RENDERER_CLASSES": ["meiye.api.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,

@@ -23,7 +23,6 @@ refuse a write without a key with 400 ``idempotency.key_required`` — for money
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -31,10 +30,11 @@ from django.db import IntegrityError, transaction
 from django.http import QueryDict
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.utils.encoders import JSONEncoder
 
+from meiye.api.renderers import encoded_json
 from meiye.core import idempotency as core_idempotency
 from meiye.core.crypto import blind_index
+from meiye.core.db.fastwrite import EncodedJSON
 from meiye.core.db.pipeline import pipelined
 from meiye.core.errors import ApplicationError, ValidationFailed
 
@@ -91,12 +91,13 @@ def request_fingerprint(request: Request) -> str:
     )
 
 
-def _json_ready(data: Any) -> dict[str, Any]:
-    """The body exactly as the client receives it (DRF's encoder), ready for a JSONField."""
-    if data is None:
-        return {}
-    loaded = json.loads(json.dumps(data, cls=JSONEncoder))
-    return loaded if isinstance(loaded, dict) else {"__list__": loaded}
+def _json_ready(response: Response) -> EncodedJSON:
+    """The body exactly as the client receives it, as the text of a JSON object for the record: encoded once,
+    and the renderer sends the same text (``meiye.api.renderers``). Not an object: kept under ``__list__``."""
+    if response.data is None:
+        return EncodedJSON("{}")
+    text = encoded_json(response)
+    return EncodedJSON(text if isinstance(response.data, dict) else f'{{"__list__":{text}}}')
 
 
 def _replay(replay: core_idempotency.Replay) -> Response:
@@ -145,7 +146,7 @@ def run_idempotent(*, request: Request, call: Callable[[], Response], required: 
                     scope=f"http:{request.method} {request.path}"[:64],
                     request_hash=request_hash,
                     status_code=response.status_code,
-                    response=_json_ready(response.data),
+                    response=_json_ready(response),
                 )
             else:
                 transaction.set_rollback(True)  # before the block's end, which would commit otherwise

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from meiye.core.db.fastwrite import insert_rows
+from meiye.core.db.fastwrite import EncodedJSON, insert_rows
 from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import Conflict, ValidationFailed
 from meiye.core.models import IdempotencyRecord
@@ -87,9 +87,16 @@ def lookup(*, organisation_id: int, key: str, request_hash: str) -> Replay | Non
 
 
 def store(
-    *, organisation_id: int, key: str, scope: str, request_hash: str, status_code: int, response: dict[str, Any]
+    *,
+    organisation_id: int,
+    key: str,
+    scope: str,
+    request_hash: str,
+    status_code: int,
+    response: dict[str, Any] | EncodedJSON,
 ) -> None:
-    """Store the first result; must run inside the transaction of the operation it records."""
+    """Store the first result (a JSON object, or its text already encoded); must run inside the transaction of
+    the operation it records."""
     record = IdempotencyRecord(
         organisation_id=organisation_id,
         key=key,

@@ -257,3 +257,56 @@ def test_a_typed_secret_enters_the_stored_fingerprint_only_as_a_keyed_hmac(db):
     assert fingerprint(body) != plain  # a plain hash of 6 digits is reversed by trying a million values
     assert fingerprint(body) == fingerprint(dict(body))
     assert fingerprint(body) != fingerprint({**body, "password": "482916"})  # still tells requests apart
+
+
+def test_a_stored_answer_is_encoded_once_and_sent_as_drf_renders_it(reception_api):
+    from rest_framework.renderers import JSONRenderer as DrfJSONRenderer
+
+    first = reception_api.post(MEMBERS, BODY, format="json", HTTP_IDEMPOTENCY_KEY="enc-001")
+    again = reception_api.post(MEMBERS, BODY, format="json", HTTP_IDEMPOTENCY_KEY="enc-001")
+
+    assert first.status_code == again.status_code == 201
+    assert first.content == DrfJSONRenderer().render(first.data)  # the same bytes DRF would send
+    assert "王丽".encode() in first.content
+    assert IdempotencyRecord.objects.get().response == first.json() == again.json()
+
+
+def test_the_encoded_answer_is_what_drfs_renderer_writes():
+    from rest_framework.renderers import JSONRenderer as DrfJSONRenderer
+    from rest_framework.response import Response
+
+    from meiye.api.renderers import encoded_json
+
+    data = {"name": "王丽\u2028\u2029", "amount": "12.50", "list": [1, None, True]}
+
+    assert encoded_json(Response(data)).encode() == DrfJSONRenderer().render(data)
+
+
+def test_a_client_asking_for_indented_json_gets_it(reception_api):
+    answer = reception_api.post(
+        MEMBERS, BODY, format="json", HTTP_IDEMPOTENCY_KEY="enc-002", HTTP_ACCEPT="application/json; indent=2"
+    )
+
+    assert answer.status_code == 201
+    assert answer.content.startswith(b'{\n  "')
+    assert IdempotencyRecord.objects.get().response == answer.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("data", "stored"), [([1, "二"], {"__list__": [1, "二"]}), (None, {}), ({"a": 1}, {"a": 1})])
+def test_an_answer_that_is_not_an_object_is_stored_under_a_key(org, data, stored):
+    from rest_framework.response import Response
+
+    from meiye.api.idempotency import _json_ready
+    from meiye.core.idempotency import store
+
+    store(
+        organisation_id=org.pk,
+        key="k-1",
+        scope="test",
+        request_hash="h",
+        status_code=200,
+        response=_json_ready(Response(data)),
+    )
+
+    assert IdempotencyRecord.objects.get().response == stored

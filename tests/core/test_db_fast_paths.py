@@ -195,16 +195,50 @@ def test_only_values_a_field_would_pass_unchanged_skip_its_preparation(org, stor
     from meiye.core.db.fastwrite import _plain_type, _prepared
     from meiye.ledger.models import Entry, Journal
 
-    assert (_plain_type(Entry._meta.get_field("amount")), _plain_type(Entry._meta.get_field("account"))) == (int, int)
-    assert _plain_type(Journal._meta.get_field("code")) is str
-    assert _plain_type(Journal._meta.get_field("created_at")) is None  # time zones
-    assert _plain_type(Member._meta.get_field("phone")) is None  # a TextField subclass: encrypted
-    assert _plain_type(AuditLog._meta.get_field("detail")) is None  # JSON
+    def plain(model: Any, name: str) -> Any:
+        return _plain_type(model._meta.get_field(name), connection)
+
+    assert (plain(Entry, "amount"), plain(Entry, "account")) == (int, int)
+    assert plain(Journal, "code") is str
+    # time zones: psycopg takes an aware datetime as it is; SQLite's backend writes text
+    assert plain(Journal, "created_at") is (datetime if connection.vendor == "postgresql" else None)
+    assert plain(Member, "phone") is None  # a TextField subclass: encrypted
+    assert plain(AuditLog, "detail") is None  # JSON
 
     # a value of another type still goes through the field: a bool in an integer column is written as 1
     amount = Entry._meta.get_field("amount")
     assert _prepared([amount], Entry(amount=True), [int], connection, add=True) == [1]
     assert _prepared([amount], Entry(amount=7), [int], connection, add=True) == [7]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's datetimes always take the field's way")
+@pytest.mark.django_db
+def test_only_an_aware_datetime_skips_its_fields_preparation():
+    from meiye.core.db.fastwrite import _prepared
+    from meiye.ledger.models import Journal
+
+    created_at = Journal._meta.get_field("created_at")
+    aware = datetime(2026, 11, 24, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    naive = datetime(2026, 11, 24, 9, 30)
+
+    [kept] = _prepared([created_at], Journal(created_at=aware), [datetime], connection, add=False)
+    assert kept is aware
+    with pytest.warns(RuntimeWarning, match="naive datetime"):  # Django's way: warned, then taken as UTC
+        [made] = _prepared([created_at], Journal(created_at=naive), [datetime], connection, add=False)
+        expected = created_at.get_db_prep_save(naive, connection=connection)
+    assert made == expected
+    assert made.utcoffset() is not None
+
+
+@pytest.mark.django_db
+def test_a_choices_member_is_written_as_the_plain_string_it_equals():
+    from meiye.core.db.fastwrite import _prepared
+    from meiye.sales.models import Bill, BillStatus
+
+    status = Bill._meta.get_field("status")
+    [value] = _prepared([status], Bill(status=BillStatus.COMPLETED), [str], connection, add=False)
+
+    assert type(value) is str and value == BillStatus.COMPLETED.value
 
 
 def test_insert_rows_refuses_rows_that_already_have_a_key(org, store1, receptionist):
@@ -370,9 +404,13 @@ def test_only_the_hot_mode_forces_generic_plans(prepared, expected):
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
         "DJANGO_SETTINGS_MODULE": "config.settings.base",
     }
-    code = "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS', {}).get('options'))"
     done = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.DATABASES['default'].get('OPTIONS', {}).get('options'))",
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -25,13 +25,17 @@ A value whose field would hand it to the database unchanged — an ``int`` in an
 to an integer key, a ``str`` in a ``CharField`` or ``TextField``, a ``bool`` in a ``BooleanField``, ``None``
 where the column allows it; exactly these classes, not their subclasses (encrypted fields are subclasses) —
 skips the field's ``get_db_prep_save``: a checkout writes some 170 values, and the calls cost more than the
-statements' parameters.
+statements' parameters. So does, on PostgreSQL, an aware ``datetime`` in a ``DateTimeField`` (Django hands it to
+psycopg as it is; SQLite's backend turns it into text, so there it takes the field's way). A ``str`` subclass in
+a ``CharField`` or ``TextField`` (a ``TextChoices`` member) is written as the plain ``str`` it equals, which is
+what the database receives either way; psycopg finds no adapter for such a class without walking its bases.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, TypeVar, cast
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import models as m
@@ -70,18 +74,24 @@ _INTEGER_FIELDS = (
 )
 
 
-def _plain_type(field: Field[Any, Any]) -> type | None:
+def _plain_type(field: Field[Any, Any], connection: Any) -> type | None:
     """The one Python type whose values ``field`` passes to the database unchanged, or None (see above)."""
     kind = type(field)
     if kind is m.ForeignKey:
-        return _plain_type(field.target_field)  # type: ignore[attr-defined]
+        return _plain_type(field.target_field, connection)  # type: ignore[attr-defined]
     if kind in _INTEGER_FIELDS:
         return int
     if kind in (m.CharField, m.TextField):
         return str
     if kind is m.BooleanField:
         return bool
+    if kind is m.DateTimeField and connection.vendor == "postgresql":
+        return datetime  # aware ones only (``_prepared``)
     return None
+
+
+def _plain_types(fields: Sequence[Field[Any, Any]], connection: Any) -> list[type | None]:
+    return [_plain_type(f, connection) for f in fields]
 
 
 def _prepared(
@@ -92,13 +102,41 @@ def _prepared(
     values = []
     for f, kind in zip(fields, plain, strict=True):
         value = f.pre_save(obj, add)
-        if kind is not None and (type(value) is kind or (value is None and f.null)):
-            values.append(value)
+        if kind is not None:
+            if type(value) is kind:
+                if kind is not datetime or cast(datetime, value).utcoffset() is not None:
+                    values.append(value)
+                    continue
+            elif value is None and f.null:
+                values.append(value)
+                continue
+            elif kind is str and isinstance(value, str):
+                values.append(str.__str__(value))  # a TextChoices member: the str it equals
+                continue
+        if type(value) is EncodedJSON and isinstance(f, m.JSONField):
+            values.append(_encoded_json(value, connection))
             continue
         if hasattr(value, "resolve_expression"):
             raise _Expression
         values.append(f.get_db_prep_save(value, connection=connection))
     return values
+
+
+class EncodedJSON(str):
+    """JSON text already encoded, for a ``JSONField`` written by these helpers: handed to the database as it is
+    instead of being encoded again (``meiye.api.idempotency`` stores an answer the renderer then sends)."""
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def _encoded_json(value: EncodedJSON, connection: Any) -> Any:
+    if connection.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(str.__str__(value), dumps=_as_is)
+    return str.__str__(value)  # SQLite's backend writes a JSONField's value as its text
 
 
 class _Expression(Exception):
@@ -118,7 +156,7 @@ def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS, keys_later:
     found = cache.get(model)
     if found is None:
         fields = _insert_fields(model)
-        found = cache[model] = (fields, [_plain_type(f) for f in fields])
+        found = cache[model] = (fields, _plain_types(fields, connection))
     fields, plain = found
     try:
         rows = [_prepared(fields, obj, plain, connection, add=True) for obj in objs]
@@ -169,7 +207,7 @@ def insert_rows_or_skip(
     found = cache.get(key)
     if found is None:
         fields = _insert_fields(model)
-        found = cache[key] = (fields, [_plain_type(f) for f in fields])
+        found = cache[key] = (fields, _plain_types(fields, connection))
     fields, plain = found
     rows = [_prepared(fields, obj, plain, connection, add=True) for obj in objs]  # _Expression: not supported
 
@@ -315,7 +353,7 @@ def update_row(obj: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALI
         qn = connection.ops.quote_name
         assignments = ", ".join(f"{qn(f.column)} = %s" for f in concrete)
         sql = f"UPDATE {qn(opts.db_table)} SET {assignments} WHERE {qn(str(opts.pk.column))} = %s"  # noqa: S608
-        found = cache[key] = (sql, concrete, [_plain_type(f) for f in concrete])
+        found = cache[key] = (sql, concrete, _plain_types(concrete, connection))
     sql, concrete, plain = found
     try:
         params = _prepared(concrete, obj, plain, connection, add=False)
