@@ -50,7 +50,7 @@ from meiye.audit.services import audit_record
 from meiye.catalog.models import Item, StorePrice
 from meiye.catalog.selectors import store_prices
 from meiye.core.db.cursors import hot_cursor
-from meiye.core.db.fastwrite import insert_rows, insert_rows_or_skip, update_row
+from meiye.core.db.fastwrite import insert_rows, insert_rows_or_skip, update_assignments, update_row
 from meiye.core.db.pipeline import pipelined, settle
 from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed, not_found
@@ -992,8 +992,7 @@ def _complete(
             settle()
             update_row(bill, COMPLETION_FIELDS)
         elif connection.vendor == "postgresql":
-            update_row(bill, COMPLETION_FIELDS)
-            bill.number = _number_bill(store, bill)
+            bill.number = _number_bill(store, bill, COMPLETION_FIELDS)  # the completion written with it
             settle()
         else:
             bill.number = _next_number(store)
@@ -2130,28 +2129,32 @@ def _next_number(store: Store) -> str:
     return f"{store.code.upper()}-{number:06d}"
 
 
-def _number_bill(store: Store, bill: Bill) -> str:
+def _number_bill(store: Store, bill: Bill, fields: Sequence[str] = ()) -> str:
     """PostgreSQL: take the store's next number (``_next_number``) and write it on the bill in ONE statement,
-    waited for: the number comes back only if the bill's row took it. On a pipelined connection nothing after it
-    needs an answer before COMMIT (the audit row and the idempotency record only set keys), so the COMMIT can
-    travel with them (``core.db.pipeline.pipelined(commit=True)``) and the sequence row is released without
-    waiting for this process again."""
+    waited for, with the bill's ``fields`` (its completion): the number comes back only if the bill's row took
+    it. On a pipelined connection nothing after it needs an answer before COMMIT (the audit row and the
+    idempotency record only set keys), so the COMMIT can travel with them
+    (``core.db.pipeline.pipelined(commit=True)``) and the sequence row is released without waiting for this
+    process again."""
     qn = connection.ops.quote_name
     sequence, bills = qn(BillSequence._meta.db_table), qn(Bill._meta.db_table)
+    assignments, values = update_assignments(bill, fields) if fields else ("", [])
     sql = (
         f"WITH n AS (UPDATE {sequence} SET next_value = next_value + 1 WHERE store_id = %s "  # noqa: S608
         "RETURNING next_value - 1 AS v) "
-        f"UPDATE {bills} SET number = %s || CASE WHEN n.v < 1000000 THEN lpad(n.v::text, 6, '0') "
+        f"UPDATE {bills} SET {assignments}{', ' if assignments else ''}"
+        "number = %s || CASE WHEN n.v < 1000000 THEN lpad(n.v::text, 6, '0') "
         f"ELSE n.v::text END FROM n WHERE {bills}.id = %s RETURNING {bills}.number"
     )
-    with hot_cursor(connection, 3) as cursor:
-        cursor.execute(sql, [store.pk, f"{store.code.upper()}-", bill.pk])
+    params = [store.pk, *values, f"{store.code.upper()}-", bill.pk]
+    with hot_cursor(connection, len(params)) as cursor:
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is not None:
         return str(row[0])
     number = _next_number(store)  # the store's first bill: its sequence row is created
     bill.number = number
-    update_row(bill, ["number"])
+    update_row(bill, [*fields, "number"])
     return number
 
 

@@ -51,9 +51,9 @@ def test_a_one_shot_checkout_of_a_referred_member_and_a_bill_opened_for_her_do_n
         before_the_number()
         return real_next_number(store)
 
-    def number_bill(store, bill):  # type: ignore[no-untyped-def]  # PostgreSQL: the number taken and written at once
+    def number_bill(store, bill, *fields):  # type: ignore[no-untyped-def]  # PostgreSQL: taken and written at once
         before_the_number()
-        return real_number_bill(store, bill)
+        return real_number_bill(store, bill, *fields)
 
     monkeypatch.setattr(sales_services, "_next_number", next_number)
     monkeypatch.setattr(sales_services, "_number_bill", number_bill)

@@ -16,7 +16,8 @@ from meiye.sales.services import LineInput, TenderInput, bill_checkout
 # rates; the bill; every balance row the bill posts to, locked in one statement (the shared counter-accounts
 # read, not locked, ADR 0009); the journals (one INSERT), their entries (one INSERT), the balances (one
 # UPDATE) and on PostgreSQL the shared accounts' balance deltas (one INSERT); the points lot; the lines; the
-# tenders; the bill number (UPDATE … RETURNING, taken last); the bill's completion; the audit row. Tiers add
+# tenders; the bill number (UPDATE … RETURNING, taken last) and the bill's completion (on PostgreSQL one
+# statement since session 10; two on SQLite); the audit row. Tiers add
 # 1: after the growth is posted, the ladder with her earned tier and 12-month growth (``tier_after_bill``; it
 # writes only on an upgrade). The tier she holds rides on the store's row and the ladder comes from the
 # process's copy (``loyalty.tiers.tier_view_known``; one read more when the ladder's version has changed).
@@ -80,3 +81,29 @@ def test_a_stored_value_checkout_reads_the_member_once(cashier, member, care, re
 
     member_reads = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith('SELECT "members_member"."id"')]
     assert len(member_reads) == 1  # the payment gate's, which also answers for member_get
+
+
+def test_on_postgresql_the_bill_is_completed_and_numbered_by_one_statement(cashier, member, care, lifting):
+    import pytest
+
+    from meiye.sales.models import Bill, BillStatus
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite takes the number, then writes it with the completion")
+    warm = [TenderInput(kind="wechat", amount=Money(60_000))]
+    bill_checkout(actor=cashier, member=member, lines=[LineInput(item_id=care.pk)], tenders=warm, idempotency_key="w")
+
+    with CaptureQueriesContext(connection) as ctx:
+        bill = bill_checkout(
+            actor=cashier,
+            member=member,
+            lines=[LineInput(item_id=care.pk), LineInput(item_id=lifting.pk)],
+            tenders=[TenderInput(kind="wechat", amount=Money.parse("1600.00"))],
+            idempotency_key="one-statement",
+        )
+
+    updates = [q["sql"] for q in ctx.captured_queries if 'UPDATE "sales_bill"' in q["sql"]]
+    assert len(updates) == 1 and '"status" = ' in updates[0] and "number = " in updates[0]
+    stored = Bill.objects.get(pk=bill.pk)
+    assert (stored.status, stored.number, stored.payable_total_fen) == (BillStatus.COMPLETED, bill.number, 160_000)
+    assert stored.completed_at is not None and stored.cny_journal_id is not None

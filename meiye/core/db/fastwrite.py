@@ -17,7 +17,8 @@ them (``bulk_create`` skips both as well).
   is left out (``ON CONFLICT DO NOTHING``) instead of failing, so the transaction stays usable (no savepoint
   needed to explain or replay a clash); returns the rows written.
 - ``update_row(obj, fields)``: ``save(update_fields=fields)`` for a row known to exist (in a pipelined block,
-  queued: that one row was updated is checked when the answer is in).
+  queued: that one row was updated is checked when the answer is in). ``update_assignments(obj, fields)``: its
+  ``SET`` list and values, for a statement that writes them along with something else (the bill's number).
 - ``insert_values(model, columns, rows)``: rows of plain values, no instances (a journal's entries); nothing
   is returned, so in a pipelined block it is queued.
 
@@ -340,10 +341,8 @@ def _insert_sql(connection: Any, cache: dict[Any, Any], model: type[Model], fiel
     return sql
 
 
-def update_row(obj: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALIAS) -> None:
-    """``obj.save(update_fields=fields)`` for a row that exists, with the SQL cached per field list."""
-    model = type(obj)
-    connection = connections[using]
+def _update_shape(model: type[Model], fields: Sequence[str], connection: Any) -> tuple[str, str, list[Any], Any]:
+    """(the UPDATE's text, its ``SET`` list, the fields, their plain types), cached per field list."""
     cache = _cache(connection)
     key = (model, "update", tuple(fields))
     found = cache.get(key)
@@ -353,8 +352,27 @@ def update_row(obj: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALI
         qn = connection.ops.quote_name
         assignments = ", ".join(f"{qn(f.column)} = %s" for f in concrete)
         sql = f"UPDATE {qn(opts.db_table)} SET {assignments} WHERE {qn(str(opts.pk.column))} = %s"  # noqa: S608
-        found = cache[key] = (sql, concrete, _plain_types(concrete, connection))
-    sql, concrete, plain = found
+        found = cache[key] = (sql, assignments, concrete, _plain_types(concrete, connection))
+    return found
+
+
+def update_assignments(obj: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALIAS) -> tuple[str, list[Any]]:
+    """The ``SET`` list ``update_row(obj, fields)`` would send (``"col" = %s, …``) and its values, prepared as it
+    prepares them, for a statement that writes them along with something else. A value that is an expression
+    raises ``ValueError``: such a statement cannot fall back to ``save``."""
+    connection = connections[using]
+    _sql, assignments, concrete, plain = _update_shape(type(obj), fields, connection)
+    try:
+        return assignments, _prepared(concrete, obj, plain, connection, add=False)
+    except _Expression:
+        raise ValueError("update_assignments: a value is an expression") from None
+
+
+def update_row(obj: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """``obj.save(update_fields=fields)`` for a row that exists, with the SQL cached per field list."""
+    model = type(obj)
+    connection = connections[using]
+    sql, _assignments, concrete, plain = _update_shape(model, fields, connection)
     try:
         params = _prepared(concrete, obj, plain, connection, add=False)
     except _Expression:
