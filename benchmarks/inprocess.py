@@ -11,6 +11,7 @@ asserted. Each run adds N bills to the benchmark database.
     python benchmarks/inprocess.py --backend sqlite --n 300
     python benchmarks/inprocess.py --backend postgresql --n 300 --profile   (cProfile of the checkouts)
     python benchmarks/inprocess.py --backend postgresql --queries   (the SQL of one checkout)
+    python benchmarks/inprocess.py --backend postgresql --floor 11,28   (the same floor for old and new code)
 
 The profile is sorted by ``BENCH_PROFILE_SORT`` (default ``tottime``; ``cumulative`` shows where the time goes
 from the view down) and restricted by ``BENCH_PROFILE_LINES``: pstats restrictions separated by commas, each a
@@ -45,14 +46,29 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the checkouts")
     parser.add_argument("--queries", action="store_true", help="print the SQL of one checkout and stop")
+    parser.add_argument(
+        "--floor",
+        metavar="WRITES,ROWS",
+        help="the floor's write statements and rows, instead of the preparer's count of this code's checkout: "
+        "to compare two versions of the code whose checkouts write in different numbers of statements",
+    )
     args = parser.parse_args()
 
     env = db_env(args.backend, args.members)
     info = prepare(env, args.members)  # idempotent: makes sure the database is ready, returns the token
     os.environ.update({k: v for k, v in env.items() if k in ("DATABASE_URL", "MEIYE_SQLITE_PATH")})
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
-    os.environ["BENCH_FLOOR_WRITES"] = str(info["checkout_writes"])
-    os.environ["BENCH_FLOOR_ROWS"] = str(info["checkout_rows"])
+    writes, rows = info["checkout_writes"], info["checkout_rows"]
+    if args.floor:
+        try:
+            writes, rows = (int(part) for part in args.floor.split(","))
+        except ValueError:
+            parser.error(
+                f"--floor：需要两个整数 WRITES,ROWS（例如 11,28），收到 {args.floor!r}。 / "
+                f"--floor: two whole numbers, WRITES,ROWS (such as 11,28), got {args.floor!r}."
+            )
+    os.environ["BENCH_FLOOR_WRITES"] = str(writes)
+    os.environ["BENCH_FLOOR_ROWS"] = str(rows)
     if args.backend == "sqlite":
         os.environ.pop("DATABASE_URL", None)
 
@@ -99,7 +115,7 @@ def main() -> None:
     results = _interleaved({"floor": floor, "checkout": checkout}, args.n, backend_pid, profile=args.profile)
     print(
         f"{args.backend}, {args.n} requests each, {info['checkout_writes']} write statements / "
-        f"{info['checkout_rows']} rows per checkout"
+        f"{info['checkout_rows']} rows per checkout, the floor {writes} / {rows}"
     )
     for name, figures in results.items():
         line = f"   {name:<9} wall {figures['wall_ms']:6.2f} ms   python cpu {figures['cpu_ms']:6.2f} ms"
