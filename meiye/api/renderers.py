@@ -22,9 +22,11 @@ _ENCODED = "_meiye_encoded_json"
 
 
 def encoded_json(response: Response) -> str:
-    """``response.data`` as DRF's JSON renderer writes it without indentation; kept on the response."""
-    found: str | None = getattr(response, _ENCODED, None)
-    if found is None:
+    """``response.data`` as DRF's JSON renderer writes it without indentation; kept on the response with the
+    object it encodes (data that replaces it later is rendered afresh; data changed in place after this call
+    would not be: the answer is final once the idempotency layer has stored it)."""
+    found: tuple[Any, str] | None = getattr(response, _ENCODED, None)
+    if found is None or found[0] is not response.data:
         text = json.dumps(
             response.data,
             cls=encoders.JSONEncoder,
@@ -32,20 +34,20 @@ def encoded_json(response: Response) -> str:
             allow_nan=not api_settings.STRICT_JSON,
             separators=(",", ":") if api_settings.COMPACT_JSON else (", ", ": "),
         )
-        found = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        found = (response.data, text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
         setattr(response, _ENCODED, found)
-    return found
+    return found[1]
 
 
 class JSONRenderer(renderers.JSONRenderer):
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
         response = (renderer_context or {}).get("response")
-        encoded = getattr(response, _ENCODED, None)
+        encoded: tuple[Any, str] | None = getattr(response, _ENCODED, None)
         if (
             encoded is not None
-            and data is response.data  # type: ignore[union-attr]
+            and data is encoded[0]
             and data is not None
             and self.get_indent(accepted_media_type or "", renderer_context or {}) is None
         ):
-            return encoded.encode()
+            return encoded[1].encode()
         return super().render(data, accepted_media_type, renderer_context)

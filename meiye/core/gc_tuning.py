@@ -4,7 +4,8 @@ A request allocates thousands of short-lived objects (model instances, rows, dic
 collection every 700 net allocations; every so often an old-generation one walks everything the process has
 loaded (Django, the apps, the URLconf). A long-lived web worker gains from two standard measures:
 ``gc.freeze()`` once the application is loaded, which moves what exists then out of the collector's sight for
-good (and, in a pre-forking server, keeps those pages shared with the parent), and a larger young-generation
+good (gunicorn loads the app in each worker, so each freezes its own; with ``--preload`` the parent's frozen
+pages also stay shared with the workers), and a larger young-generation
 threshold, so a request triggers a handful of young collections rather than dozens. Reference cycles are still
 collected; only less often. In process, the checkout and the benchmark's floor each ran 5–10% faster.
 

@@ -34,6 +34,7 @@ what the database receives either way; psycopg finds no adapter for such a class
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -140,6 +141,16 @@ def _encoded_json(value: EncodedJSON, connection: Any) -> Any:
     return str.__str__(value)  # SQLite's backend writes a JSONField's value as its text
 
 
+def _decode_encoded_json(objs: Sequence[Model]) -> None:
+    """Before handing rows to Django (an expression among their values): ``EncodedJSON`` back to the object it
+    holds, which Django's ``JSONField`` encodes as usual (it would store the text as a JSON string)."""
+    for obj in objs:
+        for f in obj._meta.concrete_fields:
+            value = obj.__dict__.get(f.attname)
+            if type(value) is EncodedJSON:
+                setattr(obj, f.attname, json.loads(value))
+
+
 class _Expression(Exception):
     """A value is an expression: the caller lets Django compile the write."""
 
@@ -162,6 +173,7 @@ def insert_rows(objs: Sequence[M], *, using: str = DEFAULT_DB_ALIAS, keys_later:
     try:
         rows = [_prepared(fields, obj, plain, connection, add=True) for obj in objs]
     except _Expression:
+        _decode_encoded_json(objs)
         return model._default_manager.using(using).bulk_create(objs)  # an expression: Django compiles it
     pk_field = model._meta.pk
     converters = connection.ops.get_db_converters(pk_field.get_col(model._meta.db_table))
@@ -376,6 +388,7 @@ def update_row(obj: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALI
     try:
         params = _prepared(concrete, obj, plain, connection, add=False)
     except _Expression:
+        _decode_encoded_json([obj])
         obj.save(update_fields=list(fields), using=using)
         return
     params.append(obj.pk)
