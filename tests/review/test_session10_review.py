@@ -306,16 +306,21 @@ def _drf(data: Any, media_type: str = "application/json", context: dict[str, Any
     return DrfJSONRenderer().render(data, media_type, context or {})
 
 
+def _care_by_wechat(member: Any, care: Any) -> dict[str, Any]:
+    """The API checkout's body for one 基础护理 line (600.00) paid by WeChat."""
+    return {
+        "member_id": member.pk,
+        "lines": [{"item_id": care.pk}],
+        "tenders": [{"kind": "wechat", "amount": "600.00"}],
+    }
+
+
 def test_an_api_checkouts_answer_is_drfs_bytes_and_its_replay_the_same_answer(
     client_for, receptionist, store1, shopper, care, top_up
 ):
     top_up(shopper, "2000.00")
     api = client_for(receptionist, HTTP_X_STORE_ID=str(store1.pk))
-    body = {
-        "member_id": shopper.pk,
-        "lines": [{"item_id": care.pk}],
-        "tenders": [{"kind": "wechat", "amount": "600.00"}],
-    }
+    body = _care_by_wechat(shopper, care)
 
     first = api.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY="rv10-checkout")
     again = api.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY="rv10-checkout")
@@ -337,11 +342,7 @@ def test_erasure_finds_and_redacts_a_checkout_answer_stored_as_encoded_text(
     from meiye.members.services import member_erase
 
     api = client_for(receptionist, HTTP_X_STORE_ID=str(store1.pk))
-    body = {
-        "member_id": shopper.pk,
-        "lines": [{"item_id": care.pk}],
-        "tenders": [{"kind": "wechat", "amount": "600.00"}],
-    }
+    body = _care_by_wechat(shopper, care)
     first = api.post(ONE_SHOT, body, format="json", HTTP_IDEMPOTENCY_KEY="rv10-erase")
     assert first.status_code == 201, first.content
     assert first.json()["member"]["id"] == shopper.pk
