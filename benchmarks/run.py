@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import contextlib
 
-from benchmarks.load import Result, closed_loop, json_request, open_loop
+from benchmarks.load import Request, Result, closed_loop, json_request, open_loop
 from benchmarks.prepare_body import checkout_body
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,14 +129,16 @@ def scenario(info: dict, port: int, args: argparse.Namespace, backend: str, larg
         headers = {**auth, "Idempotency-Key": uuid.uuid4().hex}
         return json_request("POST", "/api/v1/bills/checkout/", checkout_body(who, items, info["payable_fen"]), headers)
 
+    def floor(c: int, n: int) -> Request:
+        return json_request("POST", "/bench/floor/", {}, {})
+
     results = []
-    closed_loop("warm-up", port, checkout, args.clients, 2)
+    # Both measured at steady state: each gunicorn thread's connection compiles and prepares the checkout's
+    # statements on first use, and each worker learns a member's account ids at her first checkout there.
+    closed_loop("warm-up", port, checkout, args.clients, args.warm_up)
     results.append(closed_loop("checkout", port, checkout, args.clients, args.seconds))
-    results.append(
-        closed_loop(
-            "floor", port, lambda c, n: json_request("POST", "/bench/floor/", {}, {}), args.clients, args.seconds
-        )
-    )
+    closed_loop("warm-up", port, floor, args.clients, min(args.warm_up, 2))
+    results.append(closed_loop("floor", port, floor, args.clients, args.seconds))
     results.append(
         closed_loop(
             "lookup_by_phone",
@@ -180,6 +182,13 @@ def main() -> None:
     parser.add_argument("--open-seconds", type=int, default=60)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--warm-up",
+        type=float,
+        default=8.0,
+        help="seconds of checkouts before the measured ones (and up to 2 s of the floor before its own), so that "
+        "both are measured warm: every connection has prepared its statements, every worker has met the members",
+    )
     parser.add_argument("--quick", action="store_true", help="10k members, 8 s runs, 15 s open loop")
     args = parser.parse_args()
     if args.quick:
