@@ -16,6 +16,13 @@ Keys are unique per organisation (the staff member's). Two concurrent first atte
 commits; the other, whether it fails on the record's unique constraint or on a business rule tripped by
 its twin (duplicate phone), finds the stored answer afterwards and replays it.
 
+A key is almost always new, so the record is not looked up before the work (one statement fewer on every
+money-moving call): a repeat runs the work again, in its transaction, and fails — at the latest on the record's
+unique key, else on what its first run did (the member it created, the money it spent) — and any failure, raised
+or answered, is followed by the look-up, so a repeat still gets the first answer and writes nothing. A request
+carrying a typed secret (``SECRET_FIELDS``) is looked up first: a one-time code used again is a failure that is
+counted after the rollback.
+
 A view declares ``idempotency_required = True`` (or a handler uses ``@idempotent(required=True)``) to
 refuse a write without a key with 400 ``idempotency.key_required`` — for money-moving calls.
 """
@@ -129,15 +136,20 @@ def run_idempotent(*, request: Request, call: Callable[[], Response], required: 
     lookup = functools.partial(
         core_idempotency.lookup, organisation_id=organisation_id, key=key, request_hash=request_hash
     )
+    # A request carrying a typed secret is looked up first: running it again would use a one-time code twice
+    # (a failure that is counted after the rollback). Any other request is not: the key is new almost always,
+    # and a repeat is found by its failure — at the latest the record's unique key — and then looked up.
+    look_first = _carries_secret(request.data)
     try:
         # On PostgreSQL the block is pipelined from its first statement to its COMMIT (meiye.core.db.pipeline): the
-        # BEGIN travels with the lookup, and the work's last queued writes and the record with the COMMIT.
+        # BEGIN travels with the first statement, and the work's last queued writes and the record with the COMMIT.
         with transaction.atomic(), pipelined(commit=True):
-            # Looked up inside the transaction: on SQLite (immediate transactions) a concurrent twin has
-            # committed by now; on PostgreSQL the unique constraint or the business rule catches it below.
-            replay = lookup()
-            if replay is not None:
-                return _replay(replay)
+            if look_first:
+                # Looked up inside the transaction: on SQLite (immediate transactions) a concurrent twin has
+                # committed by now; on PostgreSQL the unique constraint or the business rule catches it below.
+                replay = lookup()
+                if replay is not None:
+                    return _replay(replay)
             response = call()
             if _is_success(response):
                 core_idempotency.store(
@@ -150,15 +162,34 @@ def run_idempotent(*, request: Request, call: Callable[[], Response], required: 
                 )
             else:
                 transaction.set_rollback(True)  # before the block's end, which would commit otherwise
-            return response
-    except (IntegrityError, ApplicationError) as exc:
+    except Exception as exc:
         if isinstance(exc, ApplicationError) and exc.code == "idempotency.key_reused":
             raise
-        # Did a concurrent request with the same key commit first? Then answer as it did.
+        if look_first and not isinstance(exc, IntegrityError | ApplicationError):
+            raise
+        # A repeat, or a concurrent request with the same key that committed first? Then answer as it did.
         replay = lookup()
         if replay is None:
             raise
         return _replay(replay)
+    if not look_first and not _is_success(response):
+        # Refused now, but perhaps because the first request with this key did the work (the member it created
+        # exists, the money it moved is gone): a repeat gets the first answer, whatever this run said.
+        replay = lookup()
+        if replay is not None:
+            return _replay(replay)
+    return response
+
+
+def _carries_secret(data: Any) -> bool:
+    """Whether the body has a typed secret (``SECRET_FIELDS``) anywhere, with a value."""
+    if isinstance(data, dict):
+        return any(
+            (key in SECRET_FIELDS and value not in (None, "")) or _carries_secret(value) for key, value in data.items()
+        )
+    if isinstance(data, list):
+        return any(_carries_secret(item) for item in data)
+    return False
 
 
 def idempotent(func: Handler | None = None, *, required: bool | None = None) -> Any:

@@ -495,8 +495,8 @@ def bill_checkout(
     already holds is found without one (the bill's INSERT skips the clash and the bill is replayed or refused),
     and so is a journal key used by anything else (``ledger.idempotency_conflict``, see ``journals_post``).
 
-    ``key_unused``: the caller has just found the key unused, in the transaction this runs in (the API's
-    idempotency record, which commits with the bill), so the replay check before the work is skipped; a bill
+    ``key_unused``: the caller answers a repeat of the key itself (the API's idempotency record, which commits
+    with the bill, and is looked up after any failure), so the replay check before the work is skipped; a bill
     holding the key anyway (another channel used it, or the record was purged after its 30 days) is still
     found when its insert clashes on the key, or when a check before the insert refuses (the refusal may come
     from that bill's own effects: its coupon used, its member stopped since). Not when a tender carries a

@@ -369,7 +369,7 @@ class BillViewSet(ActorMixin, viewsets.GenericViewSet):
             tenders=form.to_tenders(),
             idempotency_key=_key(request),
             coupon_ids=form.validated_data["coupon_ids"],
-            key_unused=True,  # @idempotent has just looked the key up in this transaction
+            key_unused=True,  # @idempotent answers a repeat from its record (it looks it up after any failure)
             savepoint=False,  # …and rolls it back whole if this raises
         )
         return Response(_shaped(self.actor, bill), status=status.HTTP_201_CREATED)
