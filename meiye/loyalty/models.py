@@ -343,6 +343,9 @@ class RulesSettings(models.Model):
         verbose_name=_("推荐奖励优惠券 Referral coupon"),
     )
     daily_earning_limit = models.PositiveIntegerField(_("每日积分复核上限 Daily earning limit"), null=True, blank=True)
+    # A random stamp every save sets (``rules_settings_save``): a checkout reads it with its store row and takes the
+    # rules from this process's copy while the stamp is the one copied. NULL only on a row from before stamps.
+    version = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -27,8 +27,10 @@ every completed bill of a member posts at least one of these. The last visit per
 written since its last run; the dormant job refreshes it and then reads it through the index. Writing it from
 ``rewards_after_bill`` instead would cost a write in every checkout (pinned at 20 queries).
 
-The earning steps must not cost the checkout a query: the rules are read through the cache
-(``rules_config``), refreshed when they are saved; a miss costs one query.
+The earning steps must not cost the checkout a query: a one-shot checkout (``bill_checkout``) reads the
+rules' version with its store row and takes the rules from its process's copy (``rules_view_known``: one query
+to copy them again after a save); elsewhere they are read through the cache (``rules_config``), refreshed when
+they are saved; a miss costs one query.
 
 Seams that sales calls:
 
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
@@ -154,6 +157,36 @@ def rules_config(organisation_id: int) -> RulesConfig:
     return config
 
 
+def rules_view_known(member: Member, *, version: int | None) -> None:
+    """Set the member's rules for a checkout that read, with its store row, the organisation's rules version
+    (``selectors.rules_version_subquery``), so that the earning steps read nothing: no rules row (None), none
+    apply; a stamped row, this process's copy while the stamp is the one copied (one query to copy it again
+    after a save). A row without a stamp (0) is left to ``rules_config``, through the cache."""
+    if version == 0:
+        return
+    config = RulesConfig()
+    if version is not None:
+        cached = _RULES_COPY.get(member.organisation_id)
+        if cached is not None and cached[0] == version:
+            config = cached[1]
+        else:
+            row = (
+                RulesSettings.objects.filter(organisation_id=member.organisation_id).values(*_FIELDS, "version").first()
+            )
+            if row is not None:
+                stamp = row.pop("version")
+                config = RulesConfig(**row)
+                if stamp:
+                    _RULES_COPY[member.organisation_id] = (stamp, config)
+    setattr(member, _MEMO, config)
+
+
+# (organisation id) -> (rules version, rules): each process's copy of the rules checkouts earn by
+# (``rules_view_known``). Every save sets a new random version in its transaction, so a copy is never used once
+# the save has committed; a restored database, or a test's rolled-back one, cannot show a version copied before.
+_RULES_COPY: dict[int, tuple[int, RulesConfig]] = {}
+
+
 def _forget_config(organisation_id: int) -> None:
     key = _CACHE_KEY.format(organisation_id)
     cache.delete(key)
@@ -217,6 +250,7 @@ def rules_settings_save(*, actor: Actor, **values: Any) -> RulesSettings:
         before = {name: getattr(row, name) for name in _FIELDS}
         for name, value in values.items():
             setattr(row, name, value)
+        row.version = secrets.randbits(62) + 1
         row.save()
         after = {name: getattr(row, name) for name in _FIELDS}
         audit_record(

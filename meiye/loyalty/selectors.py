@@ -40,6 +40,7 @@ from meiye.loyalty.models import (
     LoyaltySettings,
     MemberTier,
     PointsLot,
+    RulesSettings,
     Tier,
     TierChange,
 )
@@ -97,6 +98,16 @@ def tiers_version_subquery(organisation_ref: str = "organisation_id") -> Subquer
     expression, read with a checkout's store row to find the ladder in this process's copy."""
     return Subquery(
         LoyaltySettings.objects.filter(organisation_id=OuterRef(organisation_ref)).values("tiers_version")[:1]
+    )
+
+
+def rules_version_subquery(organisation_ref: str = "organisation_id") -> Subquery:
+    """The organisation's earning rules version as an expression, read with a checkout's store row
+    (``rules.rules_view_known``): NULL, no rules row (no rule applies); 0, a row without a version."""
+    return Subquery(
+        RulesSettings.objects.filter(organisation_id=OuterRef(organisation_ref)).values(
+            stamp=Coalesce("version", Value(0), output_field=BigIntegerField())
+        )[:1]
     )
 
 

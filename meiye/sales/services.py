@@ -62,7 +62,12 @@ from meiye.giftcards.services import gift_card_after_refund, gift_card_after_use
 from meiye.ledger.models import Account, Journal
 from meiye.ledger.services import AccountKey, Leg, Posting, accounts_lock, journal_post, journal_reverse, journals_post
 from meiye.loyalty.models import PointsLot
-from meiye.loyalty.rules import referral_reversal_account_keys, rewards_after_bill, rewards_reverse_for_bill
+from meiye.loyalty.rules import (
+    referral_reversal_account_keys,
+    rewards_after_bill,
+    rewards_reverse_for_bill,
+    rules_view_known,
+)
 from meiye.loyalty.selectors import (
     earning_rate_subquery,
     earning_rates,
@@ -70,6 +75,7 @@ from meiye.loyalty.selectors import (
     points_lifetime_months,
     points_lifetime_or_default,
     points_lifetime_subquery,
+    rules_version_subquery,
     tiers_version_subquery,
 )
 from meiye.loyalty.services import (
@@ -611,6 +617,7 @@ def _checkout_priced(
     checked_member = _checkout_member(actor, member, known=authorized)
     if checked_member is not None:  # her tier from the ladder's copy and the row read with the store (no query)
         tier_view_known(checked_member, version=config.tiers_version, held_tier_id=config.held_tier_id)
+        rules_view_known(checked_member, version=config.rules_version)  # the earning rules, likewise
     items = _items_by_id(actor, [line.item_id for line in lines], store=store)
     config.rates = {
         item.category.earning_category: rate
@@ -675,6 +682,7 @@ class _CheckoutConfig:
     promotions_version: int | None = None  # read with the store row: the promotions cache's key
     tiers_version: int | None = None  # read with the store row: the tier ladder's copy's key (None: no tiers)
     held_tier_id: int | None = None  # read with the store row: the tier the checkout's member holds
+    rules_version: int | None = None  # read with the store row: the earning rules' copy's key (None: no rules)
 
 
 @dataclass
@@ -1940,6 +1948,7 @@ def _checkout_store_query(
             _promotions_version=promotions_version_subquery("organisation_id"),
             _tiers_version=tiers_version_subquery("organisation_id"),
             _held_tier_id=held_tier_subquery(member_id),
+            _rules_version=rules_version_subquery("organisation_id"),
         )
     )
 
@@ -1991,6 +2000,7 @@ def _checkout_store_and_config(actor: Actor, member_id: int | None = None) -> tu
         promotions_version=row._promotions_version,
         tiers_version=row._tiers_version,
         held_tier_id=row._held_tier_id,
+        rules_version=row._rules_version,
     )
 
 

@@ -370,3 +370,56 @@ def test_rules_cost_a_checkout_no_query_for_a_member_without_referrer(cashier, i
         bill = _pay(cashier, birthday, items["care"], date(2026, 12, 8), "rules")
     assert bill.points_earned == 600 * 2 * 2
     assert len(with_rules.captured_queries) <= len(baseline.captured_queries)
+
+
+# --- The rules' version, read with the checkout's store row ------------------------------------------------------
+
+
+def _no_cache_read() -> Any:
+    return mock.patch("meiye.loyalty.rules.rules_config", side_effect=AssertionError("read through the cache"))
+
+
+def test_a_checkout_earns_by_this_processs_copy_of_the_rules_without_the_cache(
+    cashier, items, rules, make_member, store1
+):
+    member = make_member(store1)
+    assert _pay(cashier, member, items["care"], date(2026, 12, 8), "copy-1").points_earned == 1_200  # copied
+
+    with _no_cache_read():
+        again = _pay(cashier, member, items["care"], date(2026, 12, 8), "copy-2")
+
+    assert again.points_earned == 1_200
+
+
+def test_a_save_of_the_rules_is_earned_by_at_the_next_checkout(hq, cashier, items, rules, make_member, store1):
+    member = make_member(store1)
+    assert _pay(cashier, member, items["care"], date(2026, 12, 9), "before").points_earned == 600
+
+    rules_settings_save(actor=hq, member_day=9)
+
+    assert _pay(cashier, member, items["care"], date(2026, 12, 9), "after-9th").points_earned == 1_200
+    assert _pay(cashier, member, items["care"], date(2026, 12, 8), "after-8th").points_earned == 600
+
+
+def test_without_rules_a_checkout_reads_none_and_applies_none(cashier, items, make_member, store1):
+    member = make_member(store1, birthday=date(1991, 12, 20))
+
+    with _no_cache_read():
+        bill = _pay(cashier, member, items["care"], date(2026, 12, 8), "none")
+
+    assert bill.points_earned == 600
+
+
+def test_a_rules_row_saved_before_versions_is_still_read(cashier, items, rules, make_member, store1):
+    RulesSettings.objects.update(version=None)
+    cache.clear()
+    member = make_member(store1)
+
+    assert _pay(cashier, member, items["care"], date(2026, 12, 8), "legacy").points_earned == 1_200
+
+
+def test_every_save_of_the_rules_sets_a_new_version(hq, rules):
+    first = RulesSettings.objects.get().version
+    rules_settings_save(actor=hq, checkin_points=20)
+    second = RulesSettings.objects.get().version
+    assert first and second and first != second
