@@ -16,12 +16,16 @@ Keys are unique per organisation (the staff member's). Two concurrent first atte
 commits; the other, whether it fails on the record's unique constraint or on a business rule tripped by
 its twin (duplicate phone), finds the stored answer afterwards and replays it.
 
-A key is almost always new, so the record is not looked up before the work (one statement fewer on every
-money-moving call): a repeat runs the work again, in its transaction, and fails — at the latest on the record's
-unique key, else on what its first run did (the member it created, the money it spent) — and any failure, raised
-or answered, is followed by the look-up, so a repeat still gets the first answer and writes nothing. A request
-carrying a typed secret (``SECRET_FIELDS``) is looked up first: a one-time code used again is a failure that is
-counted after the rollback.
+The record is looked up before the work, so a repeat runs nothing. One handler opts out, the one-shot checkout
+(``@idempotent(look_up_first=False)``, one statement fewer on the busiest money-moving call; its key is almost
+always new): a repeat runs the checkout again, in its transaction, and fails — at the latest on the record's
+unique key, else on what its first run did (the stored value it spent, the bill that holds the key) — and any
+failure, raised or answered, is followed by the look-up, so a repeat still gets the first answer and writes
+nothing. A handler may opt out only if its work, run again and rolled back, leaves nothing behind outside the
+database (no cache written from uncommitted rows, no count kept after a rollback). Even then a request carrying a
+typed secret (``SECRET_FIELDS``, or an approval PIN detached from the body before this layer sees it, see
+``TYPED_PIN_DETACHED``) is looked up first: a one-time code used again, or a PIN checked again, is counted after
+the rollback.
 
 A view declares ``idempotency_required = True`` (or a handler uses ``@idempotent(required=True)``) to
 refuse a write without a key with 400 ``idempotency.key_required`` — for money-moving calls.
@@ -70,6 +74,9 @@ def key_required_error() -> ValidationFailed:
 # value, and the fingerprint is stored (``IdempotencyRecord.request_hash``): so these values enter it only as a
 # keyed HMAC (the blind-index key), which still tells two different values apart.
 SECRET_FIELDS = frozenset({"password", "payment_password", "code", "payment_code", "approval_pin", "gift_card_code"})
+# Set (True) on the request by a decorator that takes a typed secret out of the body before this layer sees it
+# (``api.views.sales.detach_approval_pins``): the request is then looked up first, as one carrying the field.
+TYPED_PIN_DETACHED = "_meiye_typed_pin_detached"
 
 
 def _without_secrets(data: Any, *, secret: bool = False) -> Any:
@@ -120,7 +127,13 @@ def _is_success(response: Response) -> bool:
     return 200 <= response.status_code < 300
 
 
-def run_idempotent(*, request: Request, call: Callable[[], Response], required: bool) -> Response:
+def exc_code(exc: BaseException) -> str | None:
+    return exc.code if isinstance(exc, ApplicationError) else None
+
+
+def run_idempotent(
+    *, request: Request, call: Callable[[], Response], required: bool, look_up_first: bool = True
+) -> Response:
     """Run the view's work once per key; see the module docstring."""
     raw_key = request.headers.get(IDEMPOTENCY_HEADER)
     if raw_key is None:
@@ -136,10 +149,8 @@ def run_idempotent(*, request: Request, call: Callable[[], Response], required: 
     lookup = functools.partial(
         core_idempotency.lookup, organisation_id=organisation_id, key=key, request_hash=request_hash
     )
-    # A request carrying a typed secret is looked up first: running it again would use a one-time code twice
-    # (a failure that is counted after the rollback). Any other request is not: the key is new almost always,
-    # and a repeat is found by its failure — at the latest the record's unique key — and then looked up.
-    look_first = _carries_secret(request.data)
+    # See the module doc: looked up after a failure only where the handler opted out and no secret was typed.
+    look_first = look_up_first or _carries_secret(request.data) or bool(getattr(request, TYPED_PIN_DETACHED, False))
     try:
         # On PostgreSQL the block is pipelined from its first statement to its COMMIT (meiye.core.db.pipeline): the
         # BEGIN travels with the first statement, and the work's last queued writes and the record with the COMMIT.
@@ -163,10 +174,12 @@ def run_idempotent(*, request: Request, call: Callable[[], Response], required: 
             else:
                 transaction.set_rollback(True)  # before the block's end, which would commit otherwise
     except Exception as exc:
-        if isinstance(exc, ApplicationError) and exc.code == "idempotency.key_reused":
+        if look_first and (
+            not isinstance(exc, IntegrityError | ApplicationError) or exc_code(exc) == "idempotency.key_reused"
+        ):
             raise
-        if look_first and not isinstance(exc, IntegrityError | ApplicationError):
-            raise
+        # (Not looked up first, a key_reused came from the work — a service's own check of the key — and the
+        # record may still hold this very request.)
         # A repeat, or a concurrent request with the same key that committed first? Then answer as it did.
         replay = lookup()
         if replay is None:
@@ -192,17 +205,25 @@ def _carries_secret(data: Any) -> bool:
     return False
 
 
-def idempotent(func: Handler | None = None, *, required: bool | None = None) -> Any:
-    """Decorate an API view's write handler. ``required`` overrides the view's ``idempotency_required``."""
+def idempotent(func: Handler | None = None, *, required: bool | None = None, look_up_first: bool = True) -> Any:
+    """Decorate an API view's write handler. ``required`` overrides the view's ``idempotency_required``;
+    ``look_up_first=False``: the record is looked up only after a failure (see the module doc for when a handler
+    may)."""
 
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
             must = required if required is not None else bool(getattr(view, "idempotency_required", False))
-            return run_idempotent(request=request, call=lambda: handler(view, request, *args, **kwargs), required=must)
+            return run_idempotent(
+                request=request,
+                call=lambda: handler(view, request, *args, **kwargs),
+                required=must,
+                look_up_first=look_up_first,
+            )
 
         setattr(wrapper, MARKER, ENABLED)
         wrapper._meiye_idempotency_required = required  # type: ignore[attr-defined]
+        wrapper._meiye_idempotency_look_up_first = look_up_first  # type: ignore[attr-defined]
         return cast(Handler, wrapper)
 
     if func is not None:

@@ -34,7 +34,7 @@ from rest_framework.views import APIView
 
 from meiye.api import serializers_sales as s
 from meiye.api.fields import parse_optional_amount
-from meiye.api.idempotency import IDEMPOTENCY_HEADER, idempotent
+from meiye.api.idempotency import IDEMPOTENCY_HEADER, TYPED_PIN_DETACHED, idempotent
 from meiye.api.params import choice_param, date_param
 from meiye.api.schema import problems
 from meiye.api.views.base import ActorMixin
@@ -84,6 +84,8 @@ def detach_approval_pins(handler: Handler) -> Handler:
                 if isinstance(line, dict) and "approval_pin" in line:
                     pins[index] = _pin_text(line.pop("approval_pin"))
         view.approval_pins = pins
+        if pins:
+            setattr(request, TYPED_PIN_DETACHED, True)
         return handler(view, request, *args, **kwargs)
 
     return cast(Handler, wrapper)
@@ -354,7 +356,7 @@ class BillViewSet(ActorMixin, viewsets.GenericViewSet):
     )
     @action(detail=False, methods=["post"], url_path="checkout")
     @detach_approval_pins
-    @idempotent(required=True)
+    @idempotent(required=True, look_up_first=False)
     def checkout_now(self, request: Request) -> Response:
         # A plainly valid body skips DRF's per-request copy of every field; anything else is validated (and
         # refused) by OneShotCheckoutSerializer exactly as before.
