@@ -332,15 +332,16 @@ def test_a_non_object_answer_is_stored_and_replayed_as_it_was(org):
 # --- 792ce27: the earning rules from the process's copy ------------------------------------------------------
 
 
-def _pay(actor, member, item, day: date) -> Bill:  # type: ignore[no-untyped-def]
+def _checkout_on(day: date, actor, member, item, tenders, key: str) -> Bill:  # type: ignore[no-untyped-def]
     with _at(day):
         return bill_checkout(
-            actor=actor,
-            member=member,
-            lines=[LineInput(item_id=item.pk)],
-            tenders=[TenderInput(kind="wechat", amount=Money(item.price_fen))],
-            idempotency_key=uuid.uuid4().hex,
+            actor=actor, member=member, lines=[LineInput(item_id=item.pk)], tenders=tenders, idempotency_key=key
         )
+
+
+def _pay(actor, member, item, day: date) -> Bill:  # type: ignore[no-untyped-def]
+    wechat = [TenderInput(kind="wechat", amount=Money(item.price_fen))]
+    return _checkout_on(day, actor, member, item, wechat, uuid.uuid4().hex)
 
 
 def test_the_store_read_carries_null_without_rules_zero_unstamped_and_the_stamp_after_a_save(cashier_actor, hq_actor):
@@ -371,14 +372,8 @@ def test_a_save_made_elsewhere_is_earned_by_a_process_holding_a_copy(cashier_act
     rules_settings_save(actor=hq_actor, member_day=8, member_day_multiplier_bp=20_000)
     top_up(shopper, "1200.00")
     stored_value = [TenderInput(kind="stored_value", amount=Money.parse("600.00"))]
-    with _at(date(2026, 12, 8)):  # the copy is made; the member read by the payment gate carries its memo
-        first = bill_checkout(
-            actor=cashier_actor,
-            member=shopper,
-            lines=[LineInput(item_id=care.pk)],
-            tenders=stored_value,
-            idempotency_key="sv-1",
-        )
+    # the copy is made; the member read by the payment gate carries its memo
+    first = _checkout_on(date(2026, 12, 8), cashier_actor, shopper, care, stored_value, "sv-1")
     assert first.points_earned == 1_200
     copy = loyalty_rules._RULES_COPY[shopper.organisation_id]
 
@@ -386,14 +381,7 @@ def test_a_save_made_elsewhere_is_earned_by_a_process_holding_a_copy(cashier_act
         rules_settings_save(actor=hq_actor, member_day=9)
     assert loyalty_rules._RULES_COPY[shopper.organisation_id] is copy
 
-    with _at(date(2026, 12, 8)):  # the same Member instance, reused
-        second = bill_checkout(
-            actor=cashier_actor,
-            member=shopper,
-            lines=[LineInput(item_id=care.pk)],
-            tenders=stored_value,
-            idempotency_key="sv-2",
-        )
+    second = _checkout_on(date(2026, 12, 8), cashier_actor, shopper, care, stored_value, "sv-2")  # same instance
     assert second.points_earned == 600
 
 
