@@ -127,10 +127,6 @@ def _is_success(response: Response) -> bool:
     return 200 <= response.status_code < 300
 
 
-def exc_code(exc: BaseException) -> str | None:
-    return exc.code if isinstance(exc, ApplicationError) else None
-
-
 def run_idempotent(
     *, request: Request, call: Callable[[], Response], required: bool, look_up_first: bool = True
 ) -> Response:
@@ -174,20 +170,18 @@ def run_idempotent(
             else:
                 transaction.set_rollback(True)  # before the block's end, which would commit otherwise
     except Exception as exc:
-        if look_first and (
-            not isinstance(exc, IntegrityError | ApplicationError) or exc_code(exc) == "idempotency.key_reused"
-        ):
+        reused = isinstance(exc, ApplicationError) and exc.code == "idempotency.key_reused"
+        if look_first and (reused or not isinstance(exc, IntegrityError | ApplicationError)):
             raise
-        # (Not looked up first, a key_reused came from the work — a service's own check of the key — and the
-        # record may still hold this very request.)
-        # A repeat, or a concurrent request with the same key that committed first? Then answer as it did.
+        # A repeat, or a concurrent request with the same key that committed first? Then answer as it did. (Not
+        # looked up first, even a key_reused may come from the work, a service's own check of the key.)
         replay = lookup()
         if replay is None:
             raise
         return _replay(replay)
     if not look_first and not _is_success(response):
-        # Refused now, but perhaps because the first request with this key did the work (the member it created
-        # exists, the money it moved is gone): a repeat gets the first answer, whatever this run said.
+        # Refused now, but perhaps because the first request with this key did the work (the money it moved is
+        # gone): a repeat gets the first answer, whatever this run said.
         replay = lookup()
         if replay is not None:
             return _replay(replay)
