@@ -615,7 +615,7 @@ def rewards_after_bill(
     referrer_id = member.referrer_id
     if referrer_id is None:
         return
-    config = rules_config(member.organisation_id)
+    config = _member_config(member)  # the checkout has set them on her (rules_view_known), else the cache
     # Her row is locked first, so two checkouts of the same referred member decide the reward one at a time.
     Member.objects.select_for_update(no_key=True).filter(pk=member.pk).values_list("pk").first()
     reward = ReferralReward.objects.filter(referee_id=member.pk).first()
