@@ -91,6 +91,15 @@ def make_member(actor_for: Callable[..., Actor], hq_admin: Staff) -> Callable[..
 
 
 @pytest.fixture(autouse=True)
+def _store_zones_forgotten() -> None:
+    """Each test starts with no store's time zone remembered by the checkout (``sales.services._STORE_ZONES``): a
+    store of an earlier test may have had the same id and another zone."""
+    from meiye.sales.services import _STORE_ZONES
+
+    _STORE_ZONES.clear()
+
+
+@pytest.fixture(autouse=True)
 def _ledger_consistent_after_test(request: pytest.FixtureRequest) -> Iterator[None]:
     """After every test that touched the database: on PostgreSQL run the deferred ledger checks as COMMIT
     would, and if the test moved money, recompute every balance from its entries (``ledger_verify``)."""

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.db.models.base import ModelState
 from django.utils import timezone
 
@@ -387,6 +388,23 @@ def journals_post(
 
 
 # --- shared accounts' balance deltas (ADR 0009) -----------------------------------------------------------
+
+
+def balances_touch(account_ids: Iterable[int]) -> None:
+    """Bump the versions of these accounts' balance rows without changing their amounts, locking them (in the
+    ledger's order) if the transaction does not hold them yet; inside the caller's transaction.
+
+    For a reader that saw a balance's ``version`` with other rows it depends on and, once it holds the balance
+    locked, takes an unchanged version to mean that nothing it read has changed (``loyalty.tiers.GrowthSeen``):
+    whoever changes such a row other than by posting to the account touches the balance in the same
+    transaction."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("balances_touch runs inside the transaction that changes what the version stands for")
+    for pk in ids:  # one row each, in primary-key order: the lock order of every posting
+        Balance.objects.filter(account_id=pk).update(version=F("version") + 1)
 
 
 def balances_fold(*, batch: int = 1_000) -> int:

@@ -17,6 +17,7 @@ from django.db.models import (
     BigIntegerField,
     Case,
     DateField,
+    Exists,
     F,
     OuterRef,
     Q,
@@ -31,7 +32,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from meiye.core.money import Money
-from meiye.ledger.models import Account, Entry
+from meiye.ledger.models import Account, Balance, Entry
 from meiye.ledger.selectors import HistoryLine, account_find, account_history, balance_of
 from meiye.loyalty.models import (
     DEFAULT_POINTS_LIFETIME_MONTHS,
@@ -308,7 +309,7 @@ def growth_window_start(on: date) -> date:
     return shift_months(on, -GROWTH_WINDOW_MONTHS)
 
 
-def store_zone(store: Store | None) -> tzinfo:
+def store_zone(store: Store | None) -> ZoneInfo:
     return ZoneInfo(store.time_zone if store is not None else settings.TIME_ZONE)
 
 
@@ -376,6 +377,39 @@ def growth_window_expression(
     return Coalesce(_sum_of(own), 0, output_field=BigIntegerField()) + Coalesce(
         _sum_of(merged), 0, output_field=BigIntegerField()
     )
+
+
+def growth_seen_annotations(
+    organisation_id: int, member_id: int, between: tuple[datetime, datetime]
+) -> dict[str, Combinable]:
+    """What an upgrade check after her bill needs, as expressions to read with a row before the bill's
+    transaction locks anything (the checkout's store row; ``tiers.GrowthSeen``): her earned tier
+    (``_seen_earned_id``, NULL: no state row, the lowest), the version of her growth balance (``_seen_version``,
+    NULL: no account yet) and her own growth paid ``between`` the window's bounds (``_seen_growth``). The growth
+    is NULL when it would not be used: the organisation has no tiers, or members were merged into her (their
+    entries count too, and are not posted to her balance, so its version would not tell they changed)."""
+    own = growth_window_entries(organisation_id, between=between, member_id=member_id)
+    return {
+        "_seen_earned_id": Subquery(MemberTier.objects.filter(member_id=member_id).values("earned_tier_id")[:1]),
+        "_seen_version": Subquery(
+            Balance.objects.filter(
+                account__organisation_id=organisation_id,
+                account__owner_type="member",
+                account__owner_id=member_id,
+                account__asset=GROWTH_ASSET,
+                account__kind=MEMBER_GROWTH,
+            ).values("version")[:1]
+        ),
+        "_seen_growth": Case(
+            When(
+                Exists(Tier.objects.filter(organisation_id=organisation_id))
+                & ~Exists(GrowthSource.objects.filter(member_id=member_id)),
+                then=Coalesce(_sum_of(own), 0, output_field=BigIntegerField()),
+            ),
+            default=None,
+            output_field=BigIntegerField(),
+        ),
+    }
 
 
 def growth_in_window(member: Member, *, on: date, zone: tzinfo | None = None) -> int:

@@ -96,6 +96,7 @@ __all__ = [
     "growth_add",
     "growth_add_prepare",
     "growth_balance",
+    "growth_version_locked",
     "loyalty_settings_set",
     "points_account_keys",
     "points_adjust",
@@ -941,6 +942,12 @@ def points_account_keys(*, member: Member, earn: bool = False, spend: bool = Fal
 
 def growth_account_keys(*, member: Member) -> list[AccountKey]:
     return [_growth_key(member), _org_key(member.organisation_id, GROWTH_SOURCE, GROWTH_ASSET)]
+
+
+def growth_version_locked(locked: LockedAccounts, member: Member) -> int:
+    """The version of her growth balance as ``accounts_lock`` returned it (keys from ``growth_account_keys``);
+    read it before posting, which bumps it (``tiers.tier_after_bill``'s ``locked_version``)."""
+    return locked.balances[locked.get(_growth_key(member)).pk].version
 
 
 @dataclass(frozen=True)

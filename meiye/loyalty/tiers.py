@@ -40,6 +40,7 @@ from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import Conflict, ValidationFailed, not_found
 from meiye.core.money import Money
 from meiye.ledger.models import Balance
+from meiye.ledger.services import balances_touch
 from meiye.loyalty.models import GrowthSource, LoyaltySettings, MemberTier, Tier, TierChange, TierChangeCause
 from meiye.loyalty.selectors import (
     GROWTH_ASSET,
@@ -48,6 +49,7 @@ from meiye.loyalty.selectors import (
     growth_window_bounds,
     growth_window_expression,
     local_today,
+    member_growth_account,
     shift_months,
     store_zone,
     tier_for_growth,
@@ -64,6 +66,7 @@ from meiye.org.roles import Perm
 
 __all__ = [
     "TIER_CHANGE_HOOKS",
+    "GrowthSeen",
     "TierReviewResult",
     "member_tier_info",
     "tier_after_bill",
@@ -93,16 +96,35 @@ TIER_CHANGE_HOOKS: list[Callable[[TierChange], None]] = []
 
 
 @dataclass(frozen=True)
+class GrowthSeen:
+    """Her earned tier, growth balance version and own 12-month growth on ``on``, read before her bill's
+    transaction locked her growth balance (``selectors.growth_seen_annotations``, on the checkout's store row).
+    ``tier_after_bill`` uses them instead of reading them again when the version it locked is the one seen:
+    every growth posting bumps it, and so does every other change of her earned tier or of the members merged
+    into her (``_review_one``, ``tier_merge``), so nothing they describe has changed since."""
+
+    on: date
+    zone: str  # the time zone the window's bounds were taken in
+    earned_id: int | None
+    version: int | None
+    growth: int | None  # None: not to be used (no tiers, or members merged into her)
+
+
+@dataclass(frozen=True)
 class _TierView:
     ladder: tuple[Tier, ...]  # lowest first
     tier: Tier | None  # the tier she has (None: the organisation has no tiers)
+    seen: GrowthSeen | None = None
 
 
-def tier_view_known(member: Member, *, version: int | None, held_tier_id: int | None) -> None:
+def tier_view_known(
+    member: Member, *, version: int | None, held_tier_id: int | None, seen: GrowthSeen | None = None
+) -> None:
     """Set the member's tier for a checkout that read, with its store row, the organisation's tiers version
     (``selectors.tiers_version_subquery``) and the tier she holds (``selectors.held_tier_subquery``): the ladder
     comes from this process's copy while the version is the one copied (no query; one to copy it again after
-    a change), so ``member_tier_info`` and the steps after it read nothing. ``version`` None: no tiers."""
+    a change), so ``member_tier_info`` and the steps after it read nothing. ``version`` None: no tiers.
+    ``seen``: what the upgrade check after her bill may use instead of a query (``GrowthSeen``)."""
     if version is None:
         ladder: tuple[Tier, ...] = ()
     else:
@@ -115,7 +137,7 @@ def tier_view_known(member: Member, *, version: int | None, held_tier_id: int | 
     tier = next((t for t in ladder if t.pk == held_tier_id), None)
     if tier is None and held_tier_id is not None:
         return  # a tier the copy does not know: read the ladder as usual
-    setattr(member, _CACHE, _TierView(ladder=ladder, tier=tier or (ladder[0] if ladder else None)))
+    setattr(member, _CACHE, _TierView(ladder=ladder, tier=tier or (ladder[0] if ladder else None), seen=seen))
 
 
 def member_tier_info(member: Member) -> dict[str, Any]:
@@ -145,25 +167,35 @@ def tier_rules(tier: Tier) -> dict[str, Any]:
     }
 
 
-def tier_after_bill(*, actor: Actor, member: Member, on: date) -> None:
+def tier_after_bill(
+    *, actor: Actor, member: Member, on: date, locked_version: int | None = None, added_fen: int = 0
+) -> None:
     """Upgrade the member at once if her 12-month growth now reaches a tier above the one she earned (S-09).
 
     Runs in the checkout's transaction, which holds her growth balance row (so it is ordered with the
     review job and other checkouts of hers). No tiers: no query (when the snapshot was read on this
     instance); otherwise one query — her earned tier and growth alone when the ladder is known on the instance
     (``tier_view_known``, ``member_tier_info``), the ladder with them otherwise — and writes only on an upgrade.
+    No query either when they were seen before the lock (``GrowthSeen``) and ``locked_version``, her growth
+    balance's version as the bill locked it (before posting ``added_fen`` to it), is the version seen.
     """
     cached: _TierView | None = getattr(member, _CACHE, None)
     if cached is not None and not cached.ladder:
         return
-    start, end = growth_window_bounds(on, store_zone(actor.store))
     ladder: Sequence[Tier] = ()
-    if cached is not None:
+    seen = cached.seen if cached is not None else None
+    if cached is not None and seen is not None and _seen_holds(seen, cached.ladder, actor, on, locked_version):
+        assert seen.growth is not None
+        ladder = cached.ladder
+        earned_id, growth = seen.earned_id, seen.growth + added_fen
+    elif cached is not None:
+        start, end = growth_window_bounds(on, store_zone(actor.store))
         ladder = cached.ladder
         earned_id, growth = _EARNED_AND_GROWTH.first(member.pk, member.organisation_id, start, end) or (None, 0)
         if earned_id is not None and all(t.pk != earned_id for t in ladder):
             ladder = ()  # a tier the copy does not know: read the ladder with her growth as usual
     if not ladder:
+        start, end = growth_window_bounds(on, store_zone(actor.store))
         ladder = _LADDER_WITH_EARNED_AND_GROWTH.all(member.organisation_id, member.pk, start, end)
         if not ladder:
             return
@@ -180,6 +212,19 @@ def tier_after_bill(*, actor: Actor, member: Member, on: date) -> None:
         state_row.earned_tier_id, state_row.earned_since = target.pk, on
         _settle(actor, state_row, ladder, on=on, cause=TierChangeCause.BILL, growth_fen=growth)
     _forget(member)
+
+
+def _seen_holds(seen: GrowthSeen, ladder: Sequence[Tier], actor: Actor, on: date, locked_version: int | None) -> bool:
+    """Whether what was seen before the lock still describes her (``GrowthSeen``): her growth balance is at the
+    version seen, for the same day's window in the store's zone, and her earned tier is on the ladder."""
+    return (
+        seen.growth is not None
+        and seen.version is not None
+        and seen.version == locked_version
+        and seen.on == on
+        and seen.zone == store_zone(actor.store).key
+        and (seen.earned_id is None or any(t.pk == seen.earned_id for t in ladder))
+    )
 
 
 # --- Configuration ------------------------------------------------------------------------------------------
@@ -387,7 +432,7 @@ def _review_one(actor: Actor, organisation_id: int, member_id: int, ladder: Sequ
     by_id = _by_id(ladder)
     with transaction.atomic():
         # The checkout's order: her growth balance first (a bill in flight finishes first), then the state.
-        list(
+        growth_ids = list(
             Balance.objects.select_for_update()
             .filter(
                 account__organisation_id=organisation_id,
@@ -418,6 +463,7 @@ def _review_one(actor: Actor, organisation_id: int, member_id: int, ladder: Sequ
             target = tier_for_growth(ladder, growth) or earned
             if target.pk != earned.pk:
                 state.earned_tier_id, state.earned_since = target.pk, today
+                balances_touch(growth_ids)  # a checkout that saw her earned tier before this reads it again
             cause = TierChangeCause.REVIEW
         if state.floor_until is not None and state.floor_until < today:
             state.floor_tier_id, state.floor_until = None, None
@@ -443,6 +489,11 @@ def tier_merge(actor: Actor, survivor: Member, merged: Member) -> dict[str, Any]
     GrowthSource.objects.bulk_create(
         [GrowthSource(member_id=survivor.pk, source_id=source) for source in sorted(sources)], ignore_conflicts=True
     )
+    # Her growth now counts theirs and her earned tier may rise: a checkout of hers that saw either before this
+    # reads them again (``GrowthSeen``).
+    survivor_growth = member_growth_account(survivor)
+    if survivor_growth is not None:
+        balances_touch([survivor_growth.pk])
     moved: dict[str, Any] = {"growth_sources": len(sources)}
     ladder = tiers_list(survivor.organisation_id)
     if not ladder:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
 
@@ -43,7 +43,7 @@ _STORE_OF_STAFF: PreparedQuery[Store] = PreparedQuery(
 )
 
 
-def first_in_scope(actor: Actor, every_store: PreparedQuery[T], own_stores: PreparedQuery[T], *args: int) -> T | None:
+def first_in_scope(actor: Actor, every_store: PreparedQuery[T], own_stores: PreparedQuery[T], *args: Any) -> T | None:
     """The first row of a prepared read scoped as ``stores_visible`` scopes: ``every_store`` takes (organisation,
     *args) for an actor who sees every store; ``own_stores`` takes (organisation, *args, staff) for one who sees
     only hers."""

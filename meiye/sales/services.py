@@ -38,10 +38,12 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from enum import Enum
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.conf import settings as django_settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
@@ -71,6 +73,8 @@ from meiye.loyalty.rules import (
 from meiye.loyalty.selectors import (
     earning_rate_subquery,
     earning_rates,
+    growth_seen_annotations,
+    growth_window_bounds,
     held_tier_subquery,
     points_lifetime_months,
     points_lifetime_or_default,
@@ -82,6 +86,7 @@ from meiye.loyalty.services import (
     growth_account_keys,
     growth_add,
     growth_add_prepare,
+    growth_version_locked,
     points_account_keys,
     points_earn,
     points_earn_prepare,
@@ -90,7 +95,7 @@ from meiye.loyalty.services import (
     points_spend_prepare,
     points_take_back,
 )
-from meiye.loyalty.tiers import member_tier_info, tier_after_bill, tier_view_known
+from meiye.loyalty.tiers import GrowthSeen, member_tier_info, tier_after_bill, tier_view_known
 from meiye.members.models import Member, MemberStatus
 from meiye.members.selectors import member_get, merge_chain
 from meiye.org.context import Actor
@@ -616,7 +621,9 @@ def _checkout_priced(
     store, config = _checkout_store_and_config(actor, member.pk if member is not None else None)
     checked_member = _checkout_member(actor, member, known=authorized)
     if checked_member is not None:  # her tier from the ladder's copy and the row read with the store (no query)
-        tier_view_known(checked_member, version=config.tiers_version, held_tier_id=config.held_tier_id)
+        tier_view_known(
+            checked_member, version=config.tiers_version, held_tier_id=config.held_tier_id, seen=config.growth_seen
+        )
         rules_view_known(checked_member, version=config.rules_version)  # the earning rules, likewise
     items = _items_by_id(actor, [line.item_id for line in lines], store=store)
     config.rates = {
@@ -683,6 +690,7 @@ class _CheckoutConfig:
     tiers_version: int | None = None  # read with the store row: the tier ladder's copy's key (None: no tiers)
     held_tier_id: int | None = None  # read with the store row: the tier the checkout's member holds
     rules_version: int | None = None  # read with the store row: the earning rules' copy's key (None: no rules)
+    growth_seen: GrowthSeen | None = None  # read with the store row: for the upgrade check after the bill
 
 
 @dataclass
@@ -752,6 +760,7 @@ def _complete(
             keys.extend(growth_account_keys(member=member))
     keys.extend(gift_card_account_key(p.gift_card) for p in gift_plans if p.gift_card is not None)
     locked = accounts_lock(organisation_id=bill.organisation_id, keys=keys)
+    growth_version = growth_version_locked(locked, member) if may_earn and member is not None else None
     if bill.pk is None:  # its INSERT was queued (bill_checkout): the answer came with the lock's
         settle()
         if bill.pk is None:
@@ -902,7 +911,9 @@ def _complete(
             points_earn_journal_id = earning.create_lot(journals["pts-earn"]).journal_id
         growth_journal = journals.get("grw")
         if growth_journal is not None and member is not None:
-            tier_after_bill(actor=actor, member=member, on=ctx.on)  # upgrades at once when a threshold is crossed
+            tier_after_bill(  # upgrades at once when a threshold is crossed
+                actor=actor, member=member, on=ctx.on, locked_version=growth_version, added_fen=earning_fen
+            )
         if member is not None and earning_fen > 0:
             rewards_after_bill(  # event rewards a paid bill triggers (S-10 referral), see loyalty.rules
                 actor=actor,
@@ -1929,11 +1940,18 @@ def _checkout_store(actor: Actor) -> Store:
 
 
 def _checkout_store_query(
-    organisation_id: int, store_id: int, member_id: int, staff_id: int | None = None
+    organisation_id: int,
+    store_id: int,
+    member_id: int,
+    window_start: datetime,
+    window_end: datetime,
+    staff_id: int | None = None,
 ) -> QuerySet[Store]:
     """The acting store as ``stores_visible`` scopes it (``staff_id`` None: an HQ actor who sees every store),
     with the checkout's rules as scalar subqueries on its row, and the tier the member ``member_id`` holds (0:
-    a walk-in; read here only as a hint for the member the checkout then reads and scopes itself)."""
+    a walk-in; read here only as a hint for the member the checkout then reads and scopes itself), with what
+    the upgrade check after her bill needs (``loyalty.selectors.growth_seen_annotations``: her growth paid
+    between the window's bounds)."""
     settings_row = SalesSettings.objects.filter(store=OuterRef("pk"))
     return (
         stores_visible_by_ids(organisation_id, staff_id)
@@ -1949,25 +1967,38 @@ def _checkout_store_query(
             _tiers_version=tiers_version_subquery("organisation_id"),
             _held_tier_id=held_tier_subquery(member_id),
             _rules_version=rules_version_subquery("organisation_id"),
+            **growth_seen_annotations(organisation_id, member_id, (window_start, window_end)),
         )
     )
 
 
 # Compiled once per connection (meiye.core.db.prepared), for an HQ actor and for one who sees her own stores.
 _CHECKOUT_RULES = "_has_sales_settings"  # an annotation of _checkout_store_query: the row carries the rules
-_CHECKOUT_STORE_ANY: PreparedQuery[Store] = PreparedQuery(_checkout_store_query, [int, int, int])
-_CHECKOUT_STORE_OWN: PreparedQuery[Store] = PreparedQuery(_checkout_store_query, [int, int, int, int])
+_CHECKOUT_STORE_ANY: PreparedQuery[Store] = PreparedQuery(_checkout_store_query, [int, int, int, datetime, datetime])
+_CHECKOUT_STORE_OWN: PreparedQuery[Store] = PreparedQuery(
+    _checkout_store_query, [int, int, int, datetime, datetime, int]
+)
 _TIER_MEMBER = "_held_tier_member_id"  # on a row of _checkout_store_query: whose held tier it carries
+_SEEN_ON = "_growth_seen_on"  # on a row of _checkout_store_query: the day and zone its growth window was taken in
+# The time zone of each store as last read by this process: the growth window read with a store's row is taken
+# in it before the row says (a store that changed its zone since is read right, and its window not used).
+_STORE_ZONES: dict[int, str] = {}
 
 
 def checkout_store_get(actor: Actor, store_id: int | str, member_id: int | None = None) -> Store:
     """``org.selectors.store_get`` with the checkout's rules on the row (``_checkout_store_query``) and the tier
     the member ``member_id`` holds: an API checkout reads its acting store this way, and the checkout then reads
     it no more (nor the member's tier, when she is that member)."""
-    store = first_in_scope(actor, _CHECKOUT_STORE_ANY, _CHECKOUT_STORE_OWN, store_pk(store_id), member_id or 0)
+    pk = store_pk(store_id)
+    zone = _STORE_ZONES.get(pk, django_settings.TIME_ZONE)
+    on = timezone.localtime(timezone.now(), ZoneInfo(zone)).date()
+    start, end = growth_window_bounds(on, ZoneInfo(zone))
+    store = first_in_scope(actor, _CHECKOUT_STORE_ANY, _CHECKOUT_STORE_OWN, pk, member_id or 0, start, end)
     if store is None:
         raise not_found("store.not_found", "门店", "Store")
+    _STORE_ZONES[store.pk] = store.time_zone
     setattr(store, _TIER_MEMBER, member_id)
+    setattr(store, _SEEN_ON, (on, zone))
     return store
 
 
@@ -1993,6 +2024,7 @@ def _checkout_store_and_config(actor: Actor, member_id: int | None = None) -> tu
         settings._state.adding = False  # it is the stored row's values
     else:
         settings = SalesSettings(store=store)
+    seen_on, seen_zone = getattr(store, _SEEN_ON)
     return store, _CheckoutConfig(
         settings=settings,
         spend_order=spend_order_or_default(row._spend_order),
@@ -2001,6 +2033,15 @@ def _checkout_store_and_config(actor: Actor, member_id: int | None = None) -> tu
         tiers_version=row._tiers_version,
         held_tier_id=row._held_tier_id,
         rules_version=row._rules_version,
+        growth_seen=GrowthSeen(
+            on=seen_on,
+            zone=seen_zone,
+            earned_id=row._seen_earned_id,
+            version=row._seen_version,
+            growth=row._seen_growth,
+        )
+        if member_id
+        else None,
     )
 
 
