@@ -17,10 +17,11 @@ from meiye.sales.services import LineInput, TenderInput, bill_checkout
 # read, not locked, ADR 0009); the journals (one INSERT), their entries (one INSERT), the balances (one
 # UPDATE) and on PostgreSQL the shared accounts' balance deltas (one INSERT); the points lot; the lines; the
 # tenders; the bill number (UPDATE … RETURNING, taken last) and the bill's completion (on PostgreSQL one
-# statement since session 10; two on SQLite); the audit row. Tiers add
-# 1: after the growth is posted, the ladder with her earned tier and 12-month growth (``tier_after_bill``; it
-# writes only on an upgrade). The tier she holds rides on the store's row and the ladder comes from the
-# process's copy (``loyalty.tiers.tier_view_known``; one read more when the ladder's version has changed).
+# statement since session 10; two on SQLite); the audit row. Tiers add none since session 12: the tier she
+# holds, her earned tier, her 12-month growth and her growth balance's version ride on the store's row, the ladder
+# comes from the process's copy (``loyalty.tiers.tier_view_known``; one read more when the ladder's version has
+# changed), and the upgrade check after the bill (``tier_after_bill``; it writes only on an upgrade) reads her
+# earned tier and growth again only when the version the bill locked is not the one seen (``GrowthSeen``).
 # Stored value adds none: the member is read before the transaction with her card's status, whether she has a
 # payment password and whether the store requires one (``cards.services.stored_value_authorize``, S-17), and
 # that read stands for member_get's.
