@@ -13,18 +13,22 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from meiye.core.money import Money
 from meiye.ledger.models import Balance
 from meiye.ledger.services import balances_touch
-from meiye.loyalty.models import LoyaltySettings, MemberTier
+from meiye.loyalty.models import LoyaltySettings
 from meiye.loyalty.selectors import member_growth_account, shift_months
 from meiye.loyalty.services import growth_add
 from meiye.loyalty.tiers import GrowthSeen, tier_after_bill, tier_review_due, tier_view_known
 from meiye.members.services import member_merge
 from meiye.org.context import Actor
 from meiye.sales import services as sales_services
-from meiye.sales.services import LineInput, TenderInput, bill_checkout
-from tests.loyalty.tiers_reference import reference_tiers
+from tests.loyalty.tiers_reference import (
+    cash_bill,
+    earned_tier_code,
+    growth_version,
+    reference_tiers,
+    upgrade_reads,
+)
 from tests.reference import reference_categories, reference_items
 
 
@@ -43,52 +47,19 @@ def items(hq):
     return reference_items(hq, reference_categories(hq))
 
 
-def _cash(cashier, member, item, amount: str, quantity: int = 1):
-    return bill_checkout(
-        actor=cashier,
-        member=member,
-        lines=[LineInput(item_id=item.pk, quantity=quantity)],
-        tenders=[TenderInput(kind="cash", amount=Money.parse(amount))],
-        idempotency_key=uuid.uuid4().hex,
-    )
-
-
-def _tier(member) -> str | None:
-    state = MemberTier.objects.filter(member=member).select_related("earned_tier").first()
-    return state.earned_tier.code if state is not None else None
-
-
-def _upgrade_reads(ctx: CaptureQueriesContext) -> int:
-    """The upgrade check's own reads of her earned tier and growth (the store read, which carries the same
-    numbers, left out)."""
-    return sum(
-        1
-        for q in ctx.captured_queries
-        if "earned_tier_id" in q["sql"]
-        and "ledger_entry" in q["sql"]
-        and not q["sql"].lstrip().startswith('SELECT "org_store"."id"')
-    )
-
-
-def _growth_version(member) -> int:
-    account = member_growth_account(member)
-    assert account is not None
-    return Balance.objects.get(account=account).version
-
-
 def test_a_bill_crossing_the_threshold_upgrades_her_from_what_the_store_read_saw(cashier, tiers, items, member):
-    _cash(cashier, member, items["care"], "2400.00", quantity=4)
-    assert _tier(member) is None  # 2,400.00: still Regular (no state row yet)
+    cash_bill(cashier, member, items["care"], "2400.00", quantity=4)
+    assert earned_tier_code(member) is None  # 2,400.00: still Regular (no state row yet)
 
     with CaptureQueriesContext(connection) as ctx:
-        _cash(cashier, member, items["care"], "600.00")  # 3,000.00: Silver at once
+        cash_bill(cashier, member, items["care"], "600.00")  # 3,000.00: Silver at once
 
-    assert _tier(member) == "silver"
-    assert _upgrade_reads(ctx) == 0
+    assert earned_tier_code(member) == "silver"
+    assert upgrade_reads(ctx) == 0
 
 
 def test_growth_posted_between_the_store_read_and_the_lock_is_read_again(cashier, tiers, items, member):
-    _cash(cashier, member, items["care"], "600.00")  # growth 600.00
+    cash_bill(cashier, member, items["care"], "600.00")  # growth 600.00
     real_lock = sales_services.accounts_lock
 
     def lock_after_another_bill(**kwargs):
@@ -107,16 +78,16 @@ def test_growth_posted_between_the_store_read_and_the_lock_is_read_again(cashier
         mock.patch.object(sales_services, "accounts_lock", lock_after_another_bill),
         CaptureQueriesContext(connection) as ctx,
     ):
-        _cash(cashier, member, items["care"], "600.00")  # 600 + 2,000 + 600 = 3,200.00
+        cash_bill(cashier, member, items["care"], "600.00")  # 600 + 2,000 + 600 = 3,200.00
 
     # the store read saw 600.00; the version told it was stale, so the check read 3,200.00 and upgraded her
-    assert _tier(member) == "silver"
-    assert _upgrade_reads(ctx) == 1
+    assert earned_tier_code(member) == "silver"
+    assert upgrade_reads(ctx) == 1
 
 
 def test_a_stale_sighting_is_not_used_and_a_current_one_is(cashier, tiers, items, member):
-    _cash(cashier, member, items["care"], "600.00")  # her growth account exists, growth 600.00
-    version = _growth_version(member)
+    cash_bill(cashier, member, items["care"], "600.00")  # her growth account exists, growth 600.00
+    version = growth_version(member)
     today = sales_services.timezone.localdate(timezone=sales_services.ZoneInfo(cashier.store.time_zone))
 
     def check(seen: GrowthSeen, locked_version: int) -> tuple[str | None, int]:
@@ -129,7 +100,7 @@ def test_a_stale_sighting_is_not_used_and_a_current_one_is(cashier, tiers, items
         )
         with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
             tier_after_bill(actor=cashier, member=member, on=today, locked_version=locked_version)
-            return _tier(member), _upgrade_reads(ctx)
+            return earned_tier_code(member), upgrade_reads(ctx)
 
     lying = GrowthSeen(on=today, zone=cashier.store.time_zone, earned_id=None, version=version, growth=1_000_000)
     # a sighting whose version is not the locked one is ignored: her real growth (600.00) reaches nothing
@@ -142,35 +113,35 @@ def test_a_stale_sighting_is_not_used_and_a_current_one_is(cashier, tiers, items
 
 
 def test_a_review_that_moves_her_earned_tier_bumps_her_growth_version(cashier, tiers, items, member, org, store1):
-    _cash(cashier, member, items["care"], "3000.00", quantity=5)  # Silver
-    assert _tier(member) == "silver"
-    before = _growth_version(member)
+    cash_bill(cashier, member, items["care"], "3000.00", quantity=5)  # Silver
+    assert earned_tier_code(member) == "silver"
+    before = growth_version(member)
     today = sales_services.timezone.localdate(timezone=sales_services.ZoneInfo(store1.time_zone))
     after_anniversary = shift_months(today, 12) + timedelta(days=1)
 
     result = tier_review_due(actor=Actor.system(org), today=after_anniversary)  # her growth has left the window
 
     assert (result.reviewed, result.lowered) == (1, 1)
-    assert _tier(member) == "regular"
-    assert _growth_version(member) == before + 1
+    assert earned_tier_code(member) == "regular"
+    assert growth_version(member) == before + 1
 
 
 def test_a_merge_bumps_the_survivors_growth_version_and_her_window_is_read_with_theirs(
     hq, cashier, tiers, items, member, make_member, store1
 ):
     twin = make_member(store1, phone="13900001234")
-    _cash(cashier, member, items["care"], "600.00")
-    _cash(cashier, twin, items["care"], "1800.00", quantity=3)
-    before = _growth_version(member)
+    cash_bill(cashier, member, items["care"], "600.00")
+    cash_bill(cashier, twin, items["care"], "1800.00", quantity=3)
+    before = growth_version(member)
 
     member_merge(actor=hq, survivor=member, merged=twin)
 
-    assert _growth_version(member) > before
+    assert growth_version(member) > before
     with CaptureQueriesContext(connection) as ctx:
-        _cash(cashier, member, items["care"], "600.00")  # 600 + 1,800 (hers now) + 600 = 3,000.00
+        cash_bill(cashier, member, items["care"], "600.00")  # 600 + 1,800 (hers now) + 600 = 3,000.00
     # members were merged into her: the store read carries no growth, and the check reads it with theirs
-    assert _tier(member) == "silver"
-    assert _upgrade_reads(ctx) == 1
+    assert earned_tier_code(member) == "silver"
+    assert upgrade_reads(ctx) == 1
 
 
 def test_a_store_in_another_time_zone_is_read_right_from_its_second_checkout(cashier, tiers, items, member, store1):
@@ -179,18 +150,18 @@ def test_a_store_in_another_time_zone_is_read_right_from_its_second_checkout(cas
     cashier.store.time_zone = "Asia/Urumqi"
 
     with CaptureQueriesContext(connection) as first:
-        _cash(cashier, member, items["care"], "2400.00", quantity=4)
+        cash_bill(cashier, member, items["care"], "2400.00", quantity=4)
     with CaptureQueriesContext(connection) as second:
-        _cash(cashier, member, items["care"], "600.00")
+        cash_bill(cashier, member, items["care"], "600.00")
 
     # the first window was taken in the default zone, so the check read it again; the second in the store's own
-    assert _upgrade_reads(first) == 1
-    assert _upgrade_reads(second) == 0
-    assert _tier(member) == "silver"
+    assert upgrade_reads(first) == 1
+    assert upgrade_reads(second) == 0
+    assert earned_tier_code(member) == "silver"
 
 
 def test_touching_a_balance_changes_its_version_not_its_amount(cashier, items, member):
-    _cash(cashier, member, items["care"], "600.00")
+    cash_bill(cashier, member, items["care"], "600.00")
     account = member_growth_account(member)
     assert account is not None
     before = Balance.objects.get(account=account)

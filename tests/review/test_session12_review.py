@@ -19,7 +19,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from meiye.core.money import Money
 from meiye.ledger.models import Balance
 from meiye.loyalty.models import MemberTier
 from meiye.loyalty.selectors import member_growth_account, shift_months
@@ -29,14 +28,17 @@ from meiye.members.services import member_merge
 from meiye.org.context import Actor
 from meiye.sales import services as sales_services
 from meiye.sales.services import (
-    LineInput,
-    TenderInput,
     _checkout_store_and_config,
-    bill_checkout,
     bill_refund,
     checkout_store_get,
 )
-from tests.loyalty.tiers_reference import reference_tiers
+from tests.loyalty.tiers_reference import (
+    cash_bill,
+    earned_tier_code,
+    growth_version,
+    reference_tiers,
+    upgrade_reads,
+)
 from tests.reference import reference_categories, reference_items
 
 
@@ -70,38 +72,6 @@ def items(hq):
     return reference_items(hq, reference_categories(hq))
 
 
-def _cash(actor, member, item, amount: str, quantity: int = 1):
-    return bill_checkout(
-        actor=actor,
-        member=member,
-        lines=[LineInput(item_id=item.pk, quantity=quantity)],
-        tenders=[TenderInput(kind="cash", amount=Money.parse(amount))],
-        idempotency_key=uuid.uuid4().hex,
-    )
-
-
-def _earned(member) -> str | None:
-    state = MemberTier.objects.filter(member=member).select_related("earned_tier").first()
-    return state.earned_tier.code if state is not None else None
-
-
-def _upgrade_reads(ctx: CaptureQueriesContext) -> int:
-    """The upgrade check's own reads of her earned tier and growth (the store read left out)."""
-    return sum(
-        1
-        for q in ctx.captured_queries
-        if "earned_tier_id" in q["sql"]
-        and "ledger_entry" in q["sql"]
-        and not q["sql"].lstrip().startswith('SELECT "org_store"."id"')
-    )
-
-
-def _growth_version(member) -> int:
-    account = member_growth_account(member)
-    assert account is not None
-    return Balance.objects.get(account=account).version
-
-
 def _between_read_and_lock(action):
     """Patch the checkout's balance lock so that ``action`` runs after its store read, before the lock."""
     real_lock = sales_services.accounts_lock
@@ -122,21 +92,21 @@ def test_a_review_lowering_her_after_the_store_read_is_read_again_and_the_bill_u
     """The store read saw her earned Silver; the review (its tier anniversary: the growth it counts is that of
     another day) lowers her to Regular before the bill locks her growth. Her growth today with the bill reaches
     Silver, so the bill must raise her again: taken from the stale sighting (earned Silver) it would not."""
-    _cash(cashier, member, items["care"], "3000.00", quantity=5)  # 3,000.00: Silver
-    assert _earned(member) == "silver"
+    cash_bill(cashier, member, items["care"], "3000.00", quantity=5)  # 3,000.00: Silver
+    assert earned_tier_code(member) == "silver"
     today = timezone.localdate(timezone=sales_services.ZoneInfo(cashier.store.time_zone))
     after_anniversary = shift_months(today, 12) + timedelta(days=1)
 
     def review():
         result = tier_review_due(actor=Actor.system(org), today=after_anniversary)
         assert (result.reviewed, result.lowered) == (1, 1)
-        assert _earned(member) == "regular"
+        assert earned_tier_code(member) == "regular"
 
     with _between_read_and_lock(review), CaptureQueriesContext(connection) as ctx:
-        _cash(cashier, member, items["care"], "540.00")  # priced Silver (held when read): 3,540.00 today
+        cash_bill(cashier, member, items["care"], "540.00")  # priced Silver (held when read): 3,540.00 today
 
-    assert _earned(member) == "silver"
-    assert _upgrade_reads(ctx) == 1  # the version told the sighting was stale
+    assert earned_tier_code(member) == "silver"
+    assert upgrade_reads(ctx) == 1  # the version told the sighting was stale
 
 
 # --- A merge whose merged member has no growth balance left -----------------------------------------------------
@@ -149,35 +119,35 @@ def test_a_merge_moving_no_growth_still_bumps_the_survivors_growth_version(
     refunded), so only ``tier_merge``'s touch tells a checkout of the survivor that her earned tier (now the
     merged member's Silver) and her merged sources changed."""
     twin = make_member(store1, phone="13900001234")
-    _cash(cashier, member, items["care"], "600.00")
-    bill = _cash(cashier, twin, items["care"], "3000.00", quantity=5)
-    assert _earned(twin) == "silver"
+    cash_bill(cashier, member, items["care"], "600.00")
+    bill = cash_bill(cashier, twin, items["care"], "3000.00", quantity=5)
+    assert earned_tier_code(twin) == "silver"
     bill_refund(actor=refunder, bill=bill, reason="test", idempotency_key=uuid.uuid4().hex)
     twin_account = member_growth_account(twin)
     assert twin_account is not None and Balance.objects.get(account=twin_account).amount == 0
-    before = _growth_version(member)
+    before = growth_version(member)
 
     member_merge(actor=hq, survivor=member, merged=twin)
 
-    assert _earned(member) == "silver"  # hers now (the higher of the two)
-    assert _growth_version(member) == before + 1  # the touch: no growth posting moved
+    assert earned_tier_code(member) == "silver"  # hers now (the higher of the two)
+    assert growth_version(member) == before + 1  # the touch: no growth posting moved
 
 
 def test_a_merge_between_the_store_read_and_the_lock_is_read_again(
     hq, cashier, tiers, items, member, make_member, store1
 ):
     twin = make_member(store1, phone="13900001235")
-    _cash(cashier, member, items["care"], "600.00")
-    _cash(cashier, twin, items["care"], "1800.00", quantity=3)
+    cash_bill(cashier, member, items["care"], "600.00")
+    cash_bill(cashier, twin, items["care"], "1800.00", quantity=3)
 
     def merge():
         member_merge(actor=hq, survivor=member, merged=twin)
 
     with _between_read_and_lock(merge), CaptureQueriesContext(connection) as ctx:
-        _cash(cashier, member, items["care"], "600.00")  # 600 + 1,800 (hers now) + 600 = 3,000.00
+        cash_bill(cashier, member, items["care"], "600.00")  # 600 + 1,800 (hers now) + 600 = 3,000.00
 
-    assert _earned(member) == "silver"
-    assert _upgrade_reads(ctx) == 1
+    assert earned_tier_code(member) == "silver"
+    assert upgrade_reads(ctx) == 1
 
 
 # --- A store row read for her and reused -------------------------------------------------------------------------
@@ -189,17 +159,17 @@ def test_a_store_row_reused_by_the_same_actor_for_a_second_bill_does_not_decide_
     """The API reads its acting store with the member's sighting once per request; an actor object that keeps
     that row (``known`` in ``_checkout_store_and_config``) carries the sighting of before its first bill into
     the second. The version of her growth balance moved with the first bill, so the second reads again."""
-    _cash(cashier, member, items["care"], "600.00")  # her growth account exists
+    cash_bill(cashier, member, items["care"], "600.00")  # her growth account exists
     cashier = replace(cashier, store=checkout_store_get(cashier, cashier.store.pk, member.pk))
     _, config = _checkout_store_and_config(cashier, member.pk)
     assert config.growth_seen is not None and config.growth_seen.growth == 60_000
 
-    _cash(cashier, member, items["care"], "1800.00", quantity=3)  # 2,400.00: still Regular
+    cash_bill(cashier, member, items["care"], "1800.00", quantity=3)  # 2,400.00: still Regular
     with CaptureQueriesContext(connection) as ctx:
-        _cash(cashier, member, items["care"], "600.00")  # 3,000.00 (the row still says 600.00)
+        cash_bill(cashier, member, items["care"], "600.00")  # 3,000.00 (the row still says 600.00)
 
-    assert _earned(member) == "silver"
-    assert _upgrade_reads(ctx) == 1
+    assert earned_tier_code(member) == "silver"
+    assert upgrade_reads(ctx) == 1
 
 
 # --- Zones -------------------------------------------------------------------------------------------------------
@@ -209,18 +179,18 @@ def test_a_store_whose_zone_changed_since_this_process_read_it_is_read_again(cas
     store1.time_zone = "Asia/Urumqi"
     store1.save(update_fields=["time_zone"])
     cashier.store.time_zone = "Asia/Urumqi"
-    _cash(cashier, member, items["care"], "600.00")  # the process now remembers Urumqi for the store
-    _cash(cashier, member, items["care"], "600.00")
+    cash_bill(cashier, member, items["care"], "600.00")  # the process now remembers Urumqi for the store
+    cash_bill(cashier, member, items["care"], "600.00")
     assert sales_services._STORE_ZONES[store1.pk] == "Asia/Urumqi"
 
     store1.time_zone = "Asia/Shanghai"  # and back
     store1.save(update_fields=["time_zone"])
     cashier.store.time_zone = "Asia/Shanghai"
     with CaptureQueriesContext(connection) as ctx:
-        _cash(cashier, member, items["care"], "1800.00", quantity=3)  # 3,000.00
+        cash_bill(cashier, member, items["care"], "1800.00", quantity=3)  # 3,000.00
 
-    assert _earned(member) == "silver"
-    assert _upgrade_reads(ctx) == 1  # the window was taken in Urumqi: not used
+    assert earned_tier_code(member) == "silver"
+    assert upgrade_reads(ctx) == 1  # the window was taken in Urumqi: not used
     assert sales_services._STORE_ZONES[store1.pk] == "Asia/Shanghai"
 
 
@@ -233,9 +203,9 @@ def test_no_tiers_a_first_bill_reads_nothing_for_the_upgrade_check(cashier, item
     assert (config.growth_seen.version, config.growth_seen.growth, config.growth_seen.earned_id) == (None, None, None)
 
     with CaptureQueriesContext(connection) as ctx:
-        _cash(cashier, member, items["care"], "600.00")
+        cash_bill(cashier, member, items["care"], "600.00")
 
-    assert _upgrade_reads(ctx) == 0
+    assert upgrade_reads(ctx) == 0
     assert not MemberTier.objects.filter(member=member).exists()
 
 
@@ -245,7 +215,7 @@ def test_a_first_bill_of_a_member_with_no_growth_account_reads_again_and_upgrade
     assert (config.growth_seen.version, config.growth_seen.growth, config.growth_seen.earned_id) == (None, 0, None)
 
     with CaptureQueriesContext(connection) as ctx:
-        _cash(cashier, member, items["care"], "3000.00", quantity=5)
+        cash_bill(cashier, member, items["care"], "3000.00", quantity=5)
 
-    assert _earned(member) == "silver"
-    assert _upgrade_reads(ctx) == 1  # no version seen: nothing to compare
+    assert earned_tier_code(member) == "silver"
+    assert upgrade_reads(ctx) == 1  # no version seen: nothing to compare
