@@ -91,12 +91,13 @@ def make_member(actor_for: Callable[..., Actor], hq_admin: Staff) -> Callable[..
 
 
 @pytest.fixture(autouse=True)
-def _store_zones_forgotten() -> None:
-    """Each test starts with no store's time zone remembered by the checkout (``sales.services._STORE_ZONES``): a
-    store of an earlier test may have had the same id and another zone."""
-    from meiye.sales.services import _STORE_ZONES
+def _checkout_copies_forgotten() -> None:
+    """Each test starts with no store's time zone remembered by the checkout (``sales.services._STORE_ZONES``) and
+    no items copied (``_ITEMS_COPY``): a store of an earlier test may have had the same id."""
+    from meiye.sales.services import _ITEMS_COPY, _STORE_ZONES
 
     _STORE_ZONES.clear()
+    _ITEMS_COPY.clear()
 
 
 @pytest.fixture(autouse=True)

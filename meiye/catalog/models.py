@@ -100,3 +100,16 @@ class StorePrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id}@{self.store_id}"
+
+
+class CatalogVersion(models.Model):
+    """A random stamp (``core.stamps``) every change to an organisation's items, categories, store prices or
+    earning rates sets in its transaction (``catalog.services.catalog_changed``): a checkout reads it with its
+    store row and prices from its process's copy of the items while it is the one copied. No row: the
+    organisation has changed nothing through the services since the stamp existed, and the items are read."""
+
+    organisation = models.OneToOneField("org.Organisation", on_delete=models.CASCADE, related_name="+")
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id}: {self.version}"

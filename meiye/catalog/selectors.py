@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from meiye.catalog.models import Category, Item, ItemKind, StorePrice
+from meiye.catalog.models import CatalogVersion, Category, Item, ItemKind, StorePrice
 from meiye.core.errors import not_found
 from meiye.core.money import Money
 from meiye.org.context import Actor
@@ -70,3 +70,9 @@ def priced_items(actor: Actor, store: Store, *, query: str = "", kind: str = "",
     found = list(items(actor, query=query, kind=kind)[:limit])
     overrides = store_prices(store, [i.pk for i in found])
     return [PricedItem(i, Money(i.price_fen), Money(overrides.get(i.pk, i.price_fen))) for i in found]
+
+
+def catalog_version_subquery(organisation_ref: str = "organisation_id") -> Subquery:
+    """The organisation's catalogue stamp (``CatalogVersion``; NULL: none yet, so the items are read), as an
+    expression read with a checkout's store row."""
+    return Subquery(CatalogVersion.objects.filter(organisation_id=OuterRef(organisation_ref)).values("version")[:1])

@@ -7,9 +7,19 @@ import re
 from django.db import transaction
 
 from meiye.audit.services import audit_record
-from meiye.catalog.models import Category, CommissionCategory, EarningCategory, Item, ItemKind, ProductType, StorePrice
+from meiye.catalog.models import (
+    CatalogVersion,
+    Category,
+    CommissionCategory,
+    EarningCategory,
+    Item,
+    ItemKind,
+    ProductType,
+    StorePrice,
+)
 from meiye.core.errors import ValidationFailed
 from meiye.core.money import Money
+from meiye.core.stamps import new_stamp
 from meiye.org.context import Actor
 from meiye.org.models import Store
 from meiye.org.roles import Perm
@@ -17,6 +27,14 @@ from meiye.org.roles import Perm
 _CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 CATEGORY_CODE_MAX = 32
 ITEM_CODE_MAX = 40
+
+
+def catalog_changed(organisation_id: int) -> None:
+    """Set a new catalogue stamp (``CatalogVersion``) in the caller's transaction: every write of an item, a
+    category, a store price or an earning rate calls it, so no checkout prices from a copy older than the write
+    once it has committed. A write around these services is priced by the copies when the next write through them
+    commits, or when a copy is older than ``sales.services.ITEMS_COPY_SECONDS``."""
+    CatalogVersion.objects.update_or_create(organisation_id=organisation_id, defaults={"version": new_stamp()})
 
 
 def _check_choice(value: str, choices: type, field: str) -> str:
@@ -81,6 +99,7 @@ def category_save(
             },
         )
         audit_record(actor=actor, action="catalog.category_" + ("create" if created else "update"), obj=category)
+        catalog_changed(actor.organisation.pk)
     return category
 
 
@@ -153,6 +172,7 @@ def item_save(
             obj=item,
             detail={"price_fen": price_fen},
         )
+        catalog_changed(actor.organisation.pk)
     return item
 
 
@@ -163,6 +183,7 @@ def store_price_set(*, actor: Actor, store: Store, item: Item, price: Money | No
 
     store = store_get(actor, store.pk)
     with transaction.atomic():
+        catalog_changed(actor.organisation.pk)
         if price is None:
             StorePrice.objects.filter(store=store, item=item).delete()
             audit_record(actor=actor, action="catalog.store_price_clear", obj=item, detail={"store": store.pk})

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
@@ -60,6 +59,7 @@ from django.utils import timezone
 
 from meiye.audit.services import audit_record
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed, not_found
+from meiye.core.stamps import new_stamp
 from meiye.ledger.models import Journal
 from meiye.ledger.services import AccountKey
 from meiye.loyalty.models import (
@@ -250,7 +250,7 @@ def rules_settings_save(*, actor: Actor, **values: Any) -> RulesSettings:
         before = {name: getattr(row, name) for name in _FIELDS}
         for name, value in values.items():
             setattr(row, name, value)
-        row.version = secrets.randbits(62) + 1
+        row.version = new_stamp()
         row.save()
         after = {name: getattr(row, name) for name in _FIELDS}
         audit_record(

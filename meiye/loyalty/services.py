@@ -42,6 +42,7 @@ from django.utils import timezone
 
 from meiye.audit.services import audit_record
 from meiye.catalog.models import EarningCategory
+from meiye.catalog.services import catalog_changed
 from meiye.core.db.fastwrite import insert_rows
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed, forbidden, not_found
 from meiye.core.idempotency import validate_key
@@ -157,6 +158,7 @@ def earning_rate_set(*, actor: Actor, earning_category: str, points_per_yuan: in
             obj=rate,
             detail={"earning_category": earning_category, "before": before, "after": points_per_yuan},
         )
+        catalog_changed(actor.organisation.pk)  # the checkout's copy of the items carries each one's rate
     return rate
 
 

@@ -24,7 +24,6 @@ balance rows (a checkout; the review locks her growth balance), her ``MemberTier
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -39,6 +38,7 @@ from meiye.catalog.models import EarningCategory, ItemKind
 from meiye.core.db.prepared import PreparedQuery
 from meiye.core.errors import Conflict, ValidationFailed, not_found
 from meiye.core.money import Money
+from meiye.core.stamps import new_stamp
 from meiye.ledger.models import Balance
 from meiye.ledger.services import balances_touch
 from meiye.loyalty.models import GrowthSource, LoyaltySettings, MemberTier, Tier, TierChange, TierChangeCause
@@ -648,10 +648,9 @@ _LADDER_CACHE: dict[int, tuple[int, tuple[Tier, ...]]] = {}
 
 
 def _new_tiers_version(organisation_id: int) -> None:
-    """A random stamp rather than a counter: a restored database (or a test's rolled-back one) can never show a
-    version some process already copied for another ladder."""
+    """A new stamp (``core.stamps``): a process's copy of the ladder is not used once this has committed."""
     row, _ = LoyaltySettings.objects.get_or_create(organisation_id=organisation_id)
-    LoyaltySettings.objects.filter(pk=row.pk).update(tiers_version=secrets.randbits(62) + 1)
+    LoyaltySettings.objects.filter(pk=row.pk).update(tiers_version=new_stamp())
 
 
 def _forget(member: Member) -> None:

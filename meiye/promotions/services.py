@@ -16,6 +16,7 @@ from meiye.audit.services import audit_record
 from meiye.catalog.models import Category, Item
 from meiye.core.errors import ApplicationError, Conflict, ValidationFailed, not_found
 from meiye.core.idempotency import conflict_error, validate_key
+from meiye.core.stamps import new_stamp
 from meiye.members.models import Member, MemberStatus
 from meiye.members.selectors import member_get
 from meiye.notify.events import COUPON_ISSUED
@@ -421,7 +422,7 @@ def promotion_settings_set(*, actor: Actor, stacking: str) -> PromotionSettings:
     with transaction.atomic():
         row, _ = PromotionSettings.objects.select_for_update().get_or_create(organisation=actor.organisation)
         row.stacking = stacking
-        row.version = _new_version()
+        row.version = new_stamp()
         row.save()
         audit_record(actor=actor, action="promotions.settings", obj=row, detail={"stacking": stacking})
     return row
@@ -497,13 +498,7 @@ def _save_row(
 def _bump_version(actor: Actor) -> None:
     """Every change to the promotions invalidates the checkouts' cache (``selectors.promotions_live_cached``)."""
     row, _ = PromotionSettings.objects.get_or_create(organisation=actor.organisation)
-    PromotionSettings.objects.filter(pk=row.pk).update(version=_new_version())
-
-
-def _new_version() -> int:
-    """A random stamp rather than a counter: a restored database (or a test's rolled-back one) can never
-    present a version some process already cached for different promotions."""
-    return secrets.randbits(62) + 1
+    PromotionSettings.objects.filter(pk=row.pk).update(version=new_stamp())
 
 
 # --- checks ------------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ lock); the services called afterwards only meet rows already held. Points lots c
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -50,7 +51,7 @@ from django.utils import timezone
 
 from meiye.audit.services import audit_record
 from meiye.catalog.models import Item, StorePrice
-from meiye.catalog.selectors import store_prices
+from meiye.catalog.selectors import catalog_version_subquery, store_prices
 from meiye.core.db.cursors import hot_cursor
 from meiye.core.db.fastwrite import insert_rows, insert_rows_or_skip, update_assignments, update_row
 from meiye.core.db.pipeline import pipelined, settle
@@ -625,7 +626,7 @@ def _checkout_priced(
             checked_member, version=config.tiers_version, held_tier_id=config.held_tier_id, seen=config.growth_seen
         )
         rules_view_known(checked_member, version=config.rules_version)  # the earning rules, likewise
-    items = _items_by_id(actor, [line.item_id for line in lines], store=store)
+    items = _items_by_id(actor, [line.item_id for line in lines], store=store, version=config.catalog_version)
     config.rates = {
         item.category.earning_category: rate
         for item in items.values()
@@ -691,6 +692,7 @@ class _CheckoutConfig:
     held_tier_id: int | None = None  # read with the store row: the tier the checkout's member holds
     rules_version: int | None = None  # read with the store row: the earning rules' copy's key (None: no rules)
     growth_seen: GrowthSeen | None = None  # read with the store row: for the upgrade check after the bill
+    catalog_version: int | None = None  # read with the store row: the items' copy's key (None: read them)
 
 
 @dataclass
@@ -1967,6 +1969,7 @@ def _checkout_store_query(
             _tiers_version=tiers_version_subquery("organisation_id"),
             _held_tier_id=held_tier_subquery(member_id),
             _rules_version=rules_version_subquery("organisation_id"),
+            _catalog_version=catalog_version_subquery("organisation_id"),
             **growth_seen_annotations(organisation_id, member_id, (window_start, window_end)),
         )
     )
@@ -1991,8 +1994,9 @@ def checkout_store_get(actor: Actor, store_id: int | str, member_id: int | None 
     it no more (nor the member's tier, when she is that member)."""
     pk = store_pk(store_id)
     zone = _STORE_ZONES.get(pk, django_settings.TIME_ZONE)
-    on = timezone.localtime(timezone.now(), ZoneInfo(zone)).date()
-    start, end = growth_window_bounds(on, ZoneInfo(zone))
+    tz = ZoneInfo(zone)
+    on = timezone.localtime(timezone.now(), tz).date()
+    start, end = growth_window_bounds(on, tz)
     store = first_in_scope(actor, _CHECKOUT_STORE_ANY, _CHECKOUT_STORE_OWN, pk, member_id or 0, start, end)
     if store is None:
         raise not_found("store.not_found", "门店", "Store")
@@ -2033,6 +2037,7 @@ def _checkout_store_and_config(actor: Actor, member_id: int | None = None) -> tu
         tiers_version=row._tiers_version,
         held_tier_id=row._held_tier_id,
         rules_version=row._rules_version,
+        catalog_version=row._catalog_version,
         growth_seen=GrowthSeen(
             on=seen_on,
             zone=seen_zone,
@@ -2226,12 +2231,25 @@ def _items_priced_query(organisation_id: int, store_id: int, *item_ids: int) -> 
 _ITEMS_PRICED: PreparedQuery[Item] = PreparedQuery(_items_priced_query, [int, int, int], variadic=True)
 
 
-def _items_by_id(actor: Actor, item_ids: list[int], *, store: Store | None = None) -> dict[int, Item]:
+# The checkout's priced items, copied per process by (organisation, store) while the catalogue stamp read with the
+# store row is the one copied (``catalog.models.CatalogVersion``): {key: (stamp, when copied, {item id: item})}.
+# The instances are shared by the requests and threads of the process and must not be modified. A copy older than
+# ITEMS_COPY_SECONDS is read again, so a write around the catalogue's services is priced within that time.
+_ITEMS_COPY: dict[tuple[int, int], tuple[int, float, dict[int, Item]]] = {}
+ITEMS_COPY_SECONDS = 60.0
+
+
+def _items_by_id(
+    actor: Actor, item_ids: list[int], *, store: Store | None = None, version: int | None = None
+) -> dict[int, Item]:
     """The items with their categories; with ``store``, also annotated with ``store_price_fen`` (the store's
     own price, as ``catalog.selectors.store_prices``) and ``earning_rate`` (points per 元 of the category,
-    as ``loyalty.selectors.earning_rates``), NULL where there is none — all in one query."""
+    as ``loyalty.selectors.earning_rates``), NULL where there is none — all in one query, or none when
+    ``version``, the catalogue stamp read with the store, is that of this process's copy and it has them all."""
     wanted = sorted(set(item_ids))
-    if store is not None:
+    if store is not None and version is not None:
+        rows = _items_copied(actor.organisation.pk, store.pk, version, wanted)
+    elif store is not None:
         rows = _ITEMS_PRICED.all(actor.organisation.pk, store.pk, *wanted)
     else:
         rows = list(Item.objects.filter(organisation=actor.organisation, pk__in=wanted).select_related("category"))
@@ -2246,6 +2264,24 @@ def _items_by_id(actor: Actor, item_ids: list[int], *, store: Store | None = Non
             extra={"items": missing},
         )
     return found
+
+
+def _items_copied(organisation_id: int, store_id: int, version: int, wanted: list[int]) -> list[Item]:
+    """``_ITEMS_PRICED`` through this process's copy for the catalogue stamp ``version``: the items it lacks are
+    read (only those) and added; a copy of another stamp, or too old, is dropped."""
+    key = (organisation_id, store_id)
+    now = time.monotonic()
+    copied = _ITEMS_COPY.get(key)
+    known: dict[int, Item] = {}
+    since = now
+    if copied is not None and copied[0] == version and now - copied[1] < ITEMS_COPY_SECONDS:
+        known, since = copied[2], copied[1]
+    lacking = [pk for pk in wanted if pk not in known]
+    if lacking:
+        read = {item.pk: item for item in _ITEMS_PRICED.all(organisation_id, store_id, *lacking)}
+        known = {**known, **read}  # a new dict: other threads may be reading the old one
+        _ITEMS_COPY[key] = (version, since, known)
+    return [known[pk] for pk in wanted if pk in known]
 
 
 def _staff_by_id(actor: Actor, staff_ids: list[int]) -> dict[int, Staff]:

@@ -259,7 +259,8 @@ def test_the_api_checkout_sends_the_same_statements_with_the_pipeline_on_and_off
     assert (
         api.post(
             ONE_SHOT,
-            _body(shopper, care, tenders=[{"kind": "cash", "amount": "600.00"}]),
+            # both items: the process copies them (sales.services._ITEMS_COPY), so neither run below reads them
+            _body(shopper, care, serum, tenders=[{"kind": "cash", "amount": "850.00"}]),
             format="json",
             HTTP_IDEMPOTENCY_KEY="warm",
         ).status_code
