@@ -33,7 +33,11 @@ def catalog_changed(organisation_id: int) -> None:
     """Set a new catalogue stamp (``CatalogVersion``) in the caller's transaction: every write of an item, a
     category, a store price or an earning rate calls it, so no checkout prices from a copy older than the write
     once it has committed. A write around these services is priced by the copies when the next write through them
-    commits, or when a copy is older than ``sales.services.ITEMS_COPY_SECONDS``."""
+    commits, or when a copy is older than ``sales.services.ITEMS_COPY_SECONDS``.
+
+    Called FIRST in the writer's transaction, before it locks anything else: the stamp row is one per organisation,
+    so its catalogue writes queue on it, and in one order (locked after an item or category, it would deadlock
+    with a write of that item's category, whose foreign key is checked at COMMIT on PostgreSQL)."""
     CatalogVersion.objects.update_or_create(organisation_id=organisation_id, defaults={"version": new_stamp()})
 
 
@@ -86,6 +90,7 @@ def category_save(
     if not name.strip():
         raise ValidationFailed("input.required", zh="名称：必填。", en="name: required.", field="name")
     with transaction.atomic():
+        catalog_changed(actor.organisation.pk)  # first: see catalog_changed
         category, created = Category.objects.update_or_create(
             organisation=actor.organisation,
             code=code,
@@ -99,7 +104,6 @@ def category_save(
             },
         )
         audit_record(actor=actor, action="catalog.category_" + ("create" if created else "update"), obj=category)
-        catalog_changed(actor.organisation.pk)
     return category
 
 
@@ -150,6 +154,7 @@ def item_save(
             field="barcode",
         )
     with transaction.atomic():
+        catalog_changed(actor.organisation.pk)  # first: see catalog_changed
         item, created = Item.objects.update_or_create(
             organisation=actor.organisation,
             code=code,
@@ -172,7 +177,6 @@ def item_save(
             obj=item,
             detail={"price_fen": price_fen},
         )
-        catalog_changed(actor.organisation.pk)
     return item
 
 
@@ -183,7 +187,7 @@ def store_price_set(*, actor: Actor, store: Store, item: Item, price: Money | No
 
     store = store_get(actor, store.pk)
     with transaction.atomic():
-        catalog_changed(actor.organisation.pk)
+        catalog_changed(actor.organisation.pk)  # first: see catalog_changed
         if price is None:
             StorePrice.objects.filter(store=store, item=item).delete()
             audit_record(actor=actor, action="catalog.store_price_clear", obj=item, detail={"store": store.pk})

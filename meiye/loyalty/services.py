@@ -143,6 +143,7 @@ def earning_rate_set(*, actor: Actor, earning_category: str, points_per_yuan: in
             field="points_per_yuan",
         )
     with transaction.atomic():
+        catalog_changed(actor.organisation.pk)  # first (see there): the checkout's copy of the items carries rates
         rate, created = EarningRate.objects.select_for_update().get_or_create(
             organisation=actor.organisation,
             earning_category=earning_category,
@@ -158,7 +159,6 @@ def earning_rate_set(*, actor: Actor, earning_category: str, points_per_yuan: in
             obj=rate,
             detail={"earning_category": earning_category, "before": before, "after": points_per_yuan},
         )
-        catalog_changed(actor.organisation.pk)  # the checkout's copy of the items carries each one's rate
     return rate
 
 
