@@ -31,6 +31,19 @@ def _cash(cashier, member, item, amount: str):
     )
 
 
+def _resave(hq, item, price: str, *, is_active: bool = True) -> None:
+    """The facial saved again through ``item_save`` with a new price (or deactivated)."""
+    item_save(
+        actor=hq,
+        code=item.code,
+        name=item.name,
+        category=item.category,
+        price=Money.parse(price),
+        duration_minutes=item.duration_minutes,
+        is_active=is_active,
+    )
+
+
 def _item_reads(ctx: CaptureQueriesContext) -> int:
     return sum(1 for q in ctx.captured_queries if q["sql"].lstrip().startswith('SELECT "catalog_item"."id"'))
 
@@ -41,14 +54,7 @@ def _version(org) -> int | None:
 
 def test_every_write_through_the_catalogue_sets_a_new_stamp(hq, org, categories, care, store1):
     seen = {_version(org)}
-    item_save(
-        actor=hq,
-        code=care.code,
-        name=care.name,
-        category=care.category,
-        price=Money.parse("620.00"),
-        duration_minutes=60,
-    )
+    _resave(hq, care, "620.00")
     seen.add(_version(org))
     store_price_set(actor=hq, store=store1, item=care, price=Money.parse("580.00"))
     seen.add(_version(org))
@@ -78,14 +84,7 @@ def test_a_checkout_reads_no_item_once_copied_and_prices_each_change(hq, cashier
     assert bill.points_earned == 600  # basic care: 1 point per 元
 
     # a new list price, then a store's own price, then a new rate: each priced by the very next checkout
-    item_save(
-        actor=hq,
-        code=care.code,
-        name=care.name,
-        category=care.category,
-        price=Money.parse("650.00"),
-        duration_minutes=60,
-    )
+    _resave(hq, care, "650.00")
     with CaptureQueriesContext(connection) as ctx:
         assert _cash(cashier, member, care, "650.00").payable_total_fen == 65_000
     assert _item_reads(ctx) == 1
@@ -114,15 +113,7 @@ def test_a_category_moved_to_another_earning_category_earns_by_it_at_once(hq, ca
 
 def test_an_item_deactivated_is_refused_by_the_next_checkout(hq, cashier, member, care):
     _cash(cashier, member, care, "600.00")
-    item_save(
-        actor=hq,
-        code=care.code,
-        name=care.name,
-        category=care.category,
-        price=Money.parse("600.00"),
-        duration_minutes=60,
-        is_active=False,
-    )
+    _resave(hq, care, "600.00", is_active=False)
 
     with pytest.raises(ValidationFailed):
         _cash(cashier, member, care, "600.00")
