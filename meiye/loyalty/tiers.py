@@ -188,18 +188,18 @@ def tier_after_bill(
         assert seen.growth is not None
         ladder = cached.ladder
         earned_id, growth = seen.earned_id, seen.growth + added_fen
-    elif cached is not None:
+    else:
         start, end = growth_window_bounds(on, store_zone(actor.store))
-        ladder = cached.ladder
-        earned_id, growth = _EARNED_AND_GROWTH.first(member.pk, member.organisation_id, start, end) or (None, 0)
-        if earned_id is not None and all(t.pk != earned_id for t in ladder):
-            ladder = ()  # a tier the copy does not know: read the ladder with her growth as usual
-    if not ladder:
-        start, end = growth_window_bounds(on, store_zone(actor.store))
-        ladder = _LADDER_WITH_EARNED_AND_GROWTH.all(member.organisation_id, member.pk, start, end)
+        if cached is not None:
+            ladder = cached.ladder
+            earned_id, growth = _EARNED_AND_GROWTH.first(member.pk, member.organisation_id, start, end) or (None, 0)
+            if earned_id is not None and all(t.pk != earned_id for t in ladder):
+                ladder = ()  # a tier the copy does not know: read the ladder with her growth as usual
         if not ladder:
-            return
-        earned_id, growth = getattr(ladder[0], "earned_id", None), getattr(ladder[0], "growth", 0)
+            ladder = _LADDER_WITH_EARNED_AND_GROWTH.all(member.organisation_id, member.pk, start, end)
+            if not ladder:
+                return
+            earned_id, growth = getattr(ladder[0], "earned_id", None), getattr(ladder[0], "growth", 0)
     growth = max(int(growth or 0), 0)
     earned = next((t for t in ladder if t.pk == earned_id), ladder[0])
     target = tier_for_growth(ladder, growth)
